@@ -1,0 +1,156 @@
+//! Command-line arguments. Each verb's help carries an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "audex",
+    version,
+    about = "Export customer segments to marketing destinations (Marketo static lists first)",
+    long_about = None,
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file [default: ./audex.yaml, or $AUDEX_CONFIG]
+    #[arg(short, long, env = "AUDEX_CONFIG", default_value = "audex.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registered sources and destinations.
+    #[command(after_help = "Example:\n  audex connectors --output json")]
+    Connectors {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Print the JSON Schema of the whole config, or of one connector's block.
+    #[command(after_help = "Examples:\n  audex schema\n  audex schema marketo")]
+    Schema {
+        /// A connector name from `audex connectors`.
+        connector: Option<String>,
+    },
+    /// Validate the config and report every error at once (no network).
+    #[command(after_help = "Example:\n  audex validate -c examples/quickstart/audex.yaml")]
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Test the connection of each destination: auth, lists, fields, consent.
+    #[command(after_help = "Example:\n  audex check -c audex.yaml --destination marketo_prod")]
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Show each segment with its source, columns and row count.
+    #[command(after_help = "Example:\n  audex segments -c audex.yaml")]
+    Segments {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Export now.
+    #[command(
+        after_help = "Examples:\n  audex run -c audex.yaml\n  audex run --destination marketo_prod --segment high_value --dry-run\n  audex run --reconcile --output json"
+    )]
+    Run(RunArgs),
+    /// Run history, or one run with `runs show ID`.
+    #[command(after_help = "Examples:\n  audex runs --limit 5\n  audex runs show 12 --output json")]
+    Runs(RunsArgs),
+    /// Run exports on their cron schedules until stopped.
+    #[command(after_help = "Examples:\n  audex schedule -c audex.yaml\n  audex schedule --once")]
+    Schedule(ScheduleArgs),
+    /// Manage the stored state.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this destination.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Only this segment.
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// Compute the plan and the calls it would spend; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Ignore the stored state and upsert everything again.
+    #[arg(long)]
+    pub full: bool,
+    /// Read the list's real members and remove those not in the segment.
+    #[arg(long)]
+    pub reconcile: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub show: Option<RunsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run in detail.
+    Show {
+        /// The run id from `audex runs`.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run every export that is due now, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Delete a destination's stored state (members, run history stays).
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The destination whose state to delete.
+        #[arg(long)]
+        destination: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}

@@ -1,0 +1,51 @@
+//! The configuration document: loading (figment: YAML + `${VAR}` + `AUDEX_…`
+//! overrides), validation in the order of docs/configuration.md, and the
+//! validated model everything downstream uses.
+//!
+//! Validation is pure: no network, no file writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::registry::{DestinationConfig, SourceConfig};
+use crate::source::SegmentQuery;
+
+/// Default location of the state store, relative to the config file.
+pub const DEFAULT_STATE_PATH: &str = ".audex/state.db";
+
+/// A segment: which source, and what to select from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentConfig {
+    pub source: String,
+    pub query: SegmentQuery,
+}
+
+/// A validated configuration. Every precondition the schema and the semantic
+/// checks establish holds here; nothing downstream re-checks.
+#[derive(Debug)]
+pub struct Config {
+    /// The config file's folder; relative paths resolve against it.
+    pub base_dir: PathBuf,
+    /// Path of the SQLite state store (resolved against `base_dir`).
+    pub state_path: PathBuf,
+    pub sources: BTreeMap<String, Box<dyn SourceConfig>>,
+    pub segments: BTreeMap<String, SegmentConfig>,
+    pub destinations: BTreeMap<String, Box<dyn DestinationConfig>>,
+}
+
+impl Config {
+    /// Load and validate the config file. Every problem found is returned
+    /// at once in a [`crate::Error`] of class `Config`.
+    pub fn load(path: &Path) -> Result<Config> {
+        load::load_file(path)
+    }
+
+    /// Load and validate a document given as text; `base_dir` anchors
+    /// relative paths. Environment interpolation and overrides apply.
+    pub fn from_yaml_str(text: &str, base_dir: &Path) -> Result<Config> {
+        load::load_str(text, base_dir)
+    }
+}
+
+mod load;

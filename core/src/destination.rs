@@ -1,0 +1,153 @@
+//! The destination trait: what the engine needs from an audience destination
+//! (Marketo static lists, Mailchimp static segments, Google Ads Customer Match).
+//!
+//! Destination-specific shapes (lead ids, 300 records a call, error codes) stay
+//! inside the plugin. The engine speaks in [`Record`]s keyed by [`RecordKey`],
+//! [`Member`]s and per-record outcomes.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::record::{ListId, Member, MemberOutcome, Record, RecordOutcome, RemoteMember};
+
+/// How a destination must be driven, so the engine can schedule work and
+/// estimate calls. Any limit may be absent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Records (or member ids) per call, for upserts and membership changes.
+    pub batch_size: usize,
+    /// At most `calls` calls in any rolling window of `window`.
+    pub rate: Option<RateWindow>,
+    /// At most this many calls in flight at once.
+    pub max_concurrency: Option<usize>,
+    /// At most this many calls per day (the destination's quota, or the
+    /// user's budget, whichever is lower).
+    pub daily_budget: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateWindow {
+    pub calls: u32,
+    pub window: Duration,
+}
+
+/// What a destination can and must do; the engine plans around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Records must be upserted before they can be added to a list (Marketo,
+    /// Mailchimp). When false, the engine skips the upsert phase.
+    pub records_must_exist: bool,
+    /// The list's members can be read back (enables `--reconcile`). When
+    /// false, the engine's own record of confirmed membership is the truth.
+    pub can_read_members: bool,
+}
+
+/// The type of a destination field, as its describe call reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FieldType {
+    String,
+    Text,
+    Email,
+    Integer,
+    Float,
+    Boolean,
+    Date,
+    Datetime,
+    Currency,
+    Percent,
+    Phone,
+    Url,
+    /// Any other type the destination names; values are sent as text.
+    Other(String),
+}
+
+/// One field the destination knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldSpec {
+    /// The name used in the API (Marketo: the REST name, e.g. `firstName`).
+    pub name: String,
+    pub data_type: FieldType,
+    /// Maximum length in characters, for text-like fields.
+    pub max_length: Option<usize>,
+    /// False for read-only fields; mapping one is a check failure.
+    pub writable: bool,
+}
+
+/// The result of one step of a connection test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// Short name of what was checked, e.g. `authenticate`, `list 1001`.
+    pub name: String,
+    pub ok: bool,
+    /// What was found, or what to do about a failure. No secrets.
+    pub detail: String,
+}
+
+impl CheckResult {
+    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        CheckResult {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+    pub fn failed(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        CheckResult {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A destination, built from its validated config.
+///
+/// Calls may be made concurrently from many tasks; an implementation enforces
+/// its own rate limits and concurrency cap (shared by every export to the same
+/// account in the process) and retries what is safe to retry. An `Err` means
+/// the whole call failed after retries; per-record problems are `Ok` outcomes
+/// with a [`crate::Rejection`].
+#[async_trait]
+pub trait Destination: Send + Sync + fmt::Debug {
+    /// Limits the engine schedules against and estimates calls with.
+    fn limits(&self) -> Limits;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// The destination field that identifies a record (Marketo: `email`).
+    /// The engine normalises its value into the [`crate::RecordKey`].
+    fn lookup_field(&self) -> &str;
+
+    /// Connection test that mimics the write path: authenticate, find each
+    /// list, confirm the mapped fields exist and are writable. Never fails as
+    /// a whole; each step reports its own outcome.
+    async fn check(&self, lists: &[ListId], mapped_fields: &[String]) -> Vec<CheckResult>;
+
+    /// The fields the destination knows (Marketo: describe).
+    async fn fields(&self) -> Result<Vec<FieldSpec>>;
+
+    /// Create or update records (at most `limits().batch_size`). One outcome
+    /// per input record, keyed by the record's key.
+    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>>;
+
+    /// Add members to a list (at most `limits().batch_size`). Idempotent.
+    async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>>;
+
+    /// Remove members from a list (at most `limits().batch_size`). Idempotent:
+    /// removing a non-member is not an error.
+    async fn remove_members(
+        &self,
+        list: &ListId,
+        members: &[Member],
+    ) -> Result<Vec<MemberOutcome>>;
+
+    /// Page through the list's current members, when `can_read_members`.
+    fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>>;
+}

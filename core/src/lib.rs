@@ -1,0 +1,32 @@
+//! audex-core: the traits plugins implement (sources, destinations), the
+//! registry they submit to, the config model, the mapping, the run engine and
+//! the state store.
+//!
+//! Invariant: nothing in this crate talks to the network. Plugins do.
+
+pub mod config;
+pub mod destination;
+pub mod error;
+pub mod record;
+pub mod registry;
+pub mod secret;
+pub mod settings;
+pub mod source;
+
+pub use destination::{
+    Capabilities, CheckResult, Destination, FieldSpec, FieldType, Limits, RateWindow,
+};
+pub use error::{ConfigError, Error, ErrorClass, Result};
+pub use record::{
+    FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome,
+    Rejection, RemoteMember,
+};
+pub use registry::{
+    BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,
+};
+pub use secret::Secret;
+pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
+pub use source::{RecordBatchStream, SegmentQuery, SegmentSource};
+
+// Re-exported so plugins register without naming the crate themselves.
+pub use inventory;

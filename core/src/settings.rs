@@ -1,0 +1,158 @@
+//! Settings every audience destination shares, flattened into each
+//! destination plugin's config (`#[serde(flatten)] pub export: ExportSettings`):
+//! who may export, what goes where, how much, and when.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::record::ListId;
+
+/// How a list follows its segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The list mirrors the segment: new members are added and members who
+    /// left the segment are removed.
+    #[default]
+    Mirror,
+    /// Members are only ever added; leavers stay in the list.
+    Append,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Mirror => "mirror",
+            Mode::Append => "append",
+        })
+    }
+}
+
+/// The person recorded as the exporter of every run (an email or a name).
+/// Masked in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ExportUser(pub String);
+
+impl fmt::Debug for ExportUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExportUser(..)")
+    }
+}
+
+/// One segment exported to one list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportEntry {
+    /// Name of a segment declared under `segments`.
+    pub segment: String,
+    /// The list to fill; defaults to the destination's `list_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<ListId>,
+    /// Overrides the destination's `mode` for this export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// An export with its list and mode resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ExportSpec {
+    pub segment: String,
+    pub list: ListId,
+    pub mode: Mode,
+}
+
+pub const DEFAULT_MAX_PROFILES: u64 = 1_000_000;
+
+fn default_max_profiles() -> u64 {
+    DEFAULT_MAX_PROFILES
+}
+
+/// Settings shared by every audience destination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExportSettings {
+    /// A name for people: shown in `audex check`, run reports and history.
+    pub display_name: String,
+    /// You agree that exported profiles leave your compliance boundary and are
+    /// processed under the destination's own terms. Must be `true` to run.
+    pub data_privacy_consent: bool,
+    /// Who is responsible for these exports; recorded with every run.
+    pub export_user: ExportUser,
+    /// Destination field -> profile column. The destination's lookup field
+    /// (Marketo: `email`) is required.
+    pub mapping: BTreeMap<String, String>,
+    /// The list every export fills unless it names its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<ListId>,
+    /// `mirror` adds new members and removes leavers; `append` only adds.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The segments to export, each to a list.
+    pub exports: Vec<ExportEntry>,
+    /// Largest segment an export may send; a larger one is an error before
+    /// anything is written, never a silent truncation.
+    #[serde(default = "default_max_profiles")]
+    #[schemars(range(min = 1))]
+    pub max_profiles: u64,
+    /// Cron expression (5 fields: minute hour day-of-month month day-of-week)
+    /// for `audex schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+impl ExportSettings {
+    /// Each export with its list and mode resolved. An export with no list
+    /// (neither its own nor the destination's) is left out here and reported
+    /// by [`ExportSettings::validate`].
+    pub fn resolved_exports(&self) -> Vec<ExportSpec> {
+        self.exports
+            .iter()
+            .filter_map(|e| {
+                let list = e.list_id.clone().or_else(|| self.list_id.clone())?;
+                Some(ExportSpec {
+                    segment: e.segment.clone(),
+                    list,
+                    mode: e.mode.unwrap_or(self.mode),
+                })
+            })
+            .collect()
+    }
+
+    /// Pure checks of the shared settings; paths are relative to the
+    /// destination's block. Segment existence is checked by the config
+    /// loader, which knows the segments.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if !self.data_privacy_consent {
+            errors.push(
+                ConfigError::new(
+                    "data_privacy_consent",
+                    "data privacy consent is not given: exported profiles leave your compliance boundary",
+                )
+                .with_hint("set data_privacy_consent: true once you agree"),
+            );
+        }
+        if self.display_name.trim().is_empty() {
+            errors.push(ConfigError::new("display_name", "must not be empty"));
+        }
+        if self.export_user.0.trim().is_empty() {
+            errors.push(ConfigError::new("export_user", "must not be empty"));
+        }
+        for (i, e) in self.exports.iter().enumerate() {
+            if e.list_id.is_none() && self.list_id.is_none() {
+                errors.push(
+                    ConfigError::new(format!("exports.{i}.list_id"), "no list to export to")
+                        .with_hint("set list_id on the export or on the destination"),
+                );
+            }
+        }
+        errors
+    }
+}

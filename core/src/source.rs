@@ -1,0 +1,49 @@
+//! The source trait: where segments of profiles come from.
+
+use std::fmt;
+use std::pin::Pin;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+
+use crate::error::Result;
+
+/// A stream of record batches. Bounded in memory: a source yields batches as
+/// it reads them and never holds a whole segment.
+pub type RecordBatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// What a segment selects from its source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SegmentQuery {
+    /// Every row of a table.
+    Table(String),
+    /// A SQL query, run by the source (DataFusion for files, the database
+    /// itself for PostgreSQL).
+    Sql(String),
+}
+
+/// A source of segments, built from its validated config.
+#[async_trait]
+pub trait SegmentSource: Send + Sync + fmt::Debug {
+    /// Confirm the source can be reached (files exist, database answers).
+    async fn check(&self) -> Result<()>;
+
+    /// The columns a segment yields, without reading its rows.
+    async fn schema(&self, query: &SegmentQuery) -> Result<SchemaRef>;
+
+    /// Stream the segment's rows.
+    async fn stream(&self, query: &SegmentQuery) -> Result<RecordBatchStream>;
+
+    /// The segment's row count. The default streams and counts; sources that
+    /// can ask their engine for a count should.
+    async fn count(&self, query: &SegmentQuery) -> Result<u64> {
+        let mut stream = self.stream(query).await?;
+        let mut n = 0u64;
+        while let Some(batch) = stream.next().await {
+            n += batch?.num_rows() as u64;
+        }
+        Ok(n)
+    }
+}
