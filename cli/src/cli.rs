@@ -48,10 +48,14 @@ pub enum Command {
         connector: Option<String>,
     },
     /// Validate the config and report every error at once (no network).
-    #[command(after_help = "Example:\n  audex validate -c examples/quickstart/audex.yaml")]
+    #[command(
+        after_help = "Examples:\n  audex validate -c examples/quickstart/audex.yaml\n  audex validate --output json\n\nExit codes: 0 valid, 78 configuration errors (one per line: path (line N): message (hint: ...))."
+    )]
     Validate {
         #[command(flatten)]
         config: ConfigArg,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Test the connection of each destination: auth, lists, fields, consent.
     #[command(after_help = "Example:\n  audex check -c audex.yaml --destination marketo_prod")]

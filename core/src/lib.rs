@@ -6,12 +6,15 @@
 
 pub mod config;
 pub mod destination;
+pub mod engine;
 pub mod error;
+pub mod mapping;
 pub mod record;
 pub mod registry;
 pub mod secret;
 pub mod settings;
 pub mod source;
+pub mod state;
 
 pub use destination::{
     Capabilities, CheckResult, Destination, FieldSpec, FieldType, Limits, RateWindow,

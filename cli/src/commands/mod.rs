@@ -1,7 +1,37 @@
 //! One module per verb. Each returns an exit code from [`crate::exit`].
 
-use crate::cli::{Cli, Command};
+pub mod check;
+pub mod connectors;
+pub mod schema;
+pub mod segments;
+pub mod validate;
+
+use std::path::Path;
+
+use audex_core::config::Config;
+
+use crate::cli::{Cli, Command, ConfigArg};
 use crate::exit;
+
+/// Load and validate the config, or print every error (one per line, with
+/// path, line and hint) and return the exit code (78 for config errors).
+/// For every verb that needs a config.
+pub fn load_config(arg: &ConfigArg) -> Result<Config, i32> {
+    Config::load(&arg.config).map_err(|e| {
+        print_config_errors(&arg.config, &e);
+        exit::for_error(&e)
+    })
+}
+
+/// Print a load error: each config error on its own line on stderr, then a
+/// summary naming the file.
+pub fn print_config_errors(file: &Path, e: &audex_core::Error) {
+    for c in e.config_errors() {
+        eprintln!("{c}");
+    }
+    let hint = e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default();
+    eprintln!("audex: {} in {}{hint}", e.message(), file.display());
+}
 
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
@@ -19,12 +49,15 @@ pub fn init_logging(verbose: u8) {
 
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Connectors { .. }
-        | Command::Schema { .. }
-        | Command::Validate { .. }
-        | Command::Check { .. }
-        | Command::Segments { .. }
-        | Command::Run(_)
+        Command::Check {
+            config,
+            destination,
+        } => check::run(&config.config, destination.as_deref()),
+        Command::Connectors { output } => connectors::run(output),
+        Command::Schema { connector } => schema::run(connector.as_deref()),
+        Command::Validate { config, output } => validate::run(&config, output),
+        Command::Segments { config, output } => segments::run(&config, output),
+        Command::Run(_)
         | Command::Runs(_)
         | Command::Schedule(_)
         | Command::State(_) => {

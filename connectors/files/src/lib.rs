@@ -1,1 +1,77 @@
-//! placeholder
+//! audex-files: segments from local CSV, Parquet and NDJSON files, queried
+//! with Apache DataFusion SQL.
+//!
+//! `type: files` declares tables (name -> path); a segment is `table: NAME`
+//! or `query: SQL` over those tables. See docs/connectors/files.md.
+
+pub mod config;
+mod error;
+pub mod source;
+
+use std::sync::Arc;
+
+use audex_core::registry::{deserialize_block, SourcePlugin};
+use audex_core::{BuildContext, ConfigError, SegmentSource, SourceConfig};
+
+pub use config::{FilesConfig, Format, TableDetail, TableSpec};
+pub use source::{FilesSource, ResolvedTable};
+
+impl SourceConfig for FilesConfig {
+    fn validate(&self) -> Vec<ConfigError> {
+        self.check()
+    }
+
+    fn build(&self, ctx: &BuildContext) -> audex_core::Result<Arc<dyn SegmentSource>> {
+        Ok(Arc::new(self.resolve(ctx)))
+    }
+}
+
+impl FilesConfig {
+    /// The source with every path resolved against the config's folder.
+    /// Opens nothing: files are read on first use.
+    pub fn resolve(&self, ctx: &BuildContext) -> FilesSource {
+        let tables = self
+            .tables
+            .iter()
+            .map(|(name, spec)| {
+                let joined = ctx.base_dir.join(spec.path());
+                let location = std::path::absolute(&joined).unwrap_or(joined);
+                ResolvedTable {
+                    name: name.clone(),
+                    configured: spec.path().to_string(),
+                    location,
+                    format: spec.0.format,
+                    delimiter: spec.0.delimiter.and_then(|c| u8::try_from(c).ok()),
+                }
+            })
+            .collect();
+        FilesSource::new(tables)
+    }
+}
+
+fn schema() -> schemars::Schema {
+    schemars::schema_for!(FilesConfig)
+}
+
+fn parse(value: serde_json::Value) -> Result<Box<dyn SourceConfig>, Vec<ConfigError>> {
+    let cfg: FilesConfig = deserialize_block(value)?;
+    Ok(Box::new(cfg))
+}
+
+pub const EXAMPLE: &str = r#"type: files
+tables:
+  profiles: data/profiles.csv          # format from the extension
+  orders:                              # or spelled out
+    path: data/orders/                 # a folder of partitions, or a glob
+    format: parquet
+"#;
+
+audex_core::inventory::submit! {
+    SourcePlugin {
+        name: "files",
+        description: "Local CSV, Parquet and NDJSON files, queried with SQL (Apache DataFusion)",
+        schema,
+        example: EXAMPLE,
+        parse,
+    }
+}

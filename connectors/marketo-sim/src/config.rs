@@ -173,25 +173,33 @@ impl FaultConfig {
 
 /// What can go wrong with one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// HTTP 502 after the operation ran (a gateway timeout: the work may be done).
+    #[serde(rename = "http_502")]
     Http502,
     /// HTTP 503, nothing executed.
+    #[serde(rename = "http_503")]
     Http503,
     /// Response-level 604 "Request timed out", nothing executed, not counted.
+    #[serde(rename = "code_604")]
     Code604,
     /// Response-level 608 "API Temporarily Unavailable", nothing executed, not counted.
+    #[serde(rename = "code_608")]
     Code608,
     /// Response-level 611 "System error", nothing executed, not counted.
+    #[serde(rename = "code_611")]
     Code611,
     /// Response-level 713 "Transient Error", nothing executed.
+    #[serde(rename = "code_713")]
     Code713,
     /// The answer comes `slow_answer` (scaled) later than usual.
+    #[serde(rename = "slow")]
     Slow,
     /// The operation runs, then the connection closes without a reply.
+    #[serde(rename = "close_connection")]
     CloseConnection,
     /// The presented token expires now: answer 602.
+    #[serde(rename = "token_expiry")]
     TokenExpiry,
 }
 

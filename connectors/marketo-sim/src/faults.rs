@@ -64,4 +64,13 @@ mod tests {
         };
         assert!((0..100).all(|n| decide(&always, n) == Some(FaultKind::Code713)));
     }
+
+    #[test]
+    fn kinds_serialise_by_their_cli_names() {
+        for k in FaultKind::ALL {
+            let v = serde_json::to_value(k).expect("serialise");
+            assert_eq!(v, serde_json::json!(k.name()));
+            assert_eq!(k.name().parse::<FaultKind>(), Ok(k));
+        }
+    }
 }

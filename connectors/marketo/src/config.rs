@@ -13,7 +13,9 @@ pub const MARKETO_DAILY_QUOTA: u64 = 50_000;
 
 /// Export segments to Marketo static lists.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "Marketo destination")]
+// serde cannot deny unknown fields next to `flatten`, so only the schema
+// does: the loader's schema stage rejects a mistyped key before parsing.
+#[schemars(title = "Marketo destination", deny_unknown_fields)]
 pub struct MarketoConfig {
     /// Always `marketo`.
     #[serde(rename = "type")]

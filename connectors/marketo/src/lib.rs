@@ -3,17 +3,22 @@
 //! Marketo's shapes (lead ids, 300 records a call, its error codes, its rate
 //! limits) stay inside this crate; the engine sees only audex-core's traits.
 
+pub mod check;
+pub mod client;
 pub mod config;
+pub mod destination;
 pub mod endpoint;
 
 use std::sync::Arc;
 
 use audex_core::registry::{deserialize_block, DestinationPlugin};
 use audex_core::{
-    BuildContext, ConfigError, Destination, DestinationConfig, Error, ExportSettings, ListId,
+    BuildContext, ConfigError, Destination, DestinationConfig, ExportSettings, ListId,
 };
 
+pub use client::{ClientOptions, MarketoClient};
 pub use config::MarketoConfig;
+pub use destination::MarketoDestination;
 
 /// Marketo static list ids are positive integers.
 pub fn list_id(id: &ListId) -> Option<u64> {
@@ -30,7 +35,7 @@ impl DestinationConfig for MarketoConfig {
     }
 
     fn build(&self, _ctx: &BuildContext) -> audex_core::Result<Arc<dyn Destination>> {
-        Err(Error::internal("the Marketo client is not built yet"))
+        Ok(Arc::new(MarketoDestination::from_config(self)?))
     }
 }
 

@@ -11,6 +11,19 @@ use crate::error::Result;
 use crate::registry::{DestinationConfig, SourceConfig};
 use crate::source::SegmentQuery;
 
+mod env;
+mod interpolate;
+mod load;
+mod redact;
+mod schema;
+mod schema_check;
+mod semantic;
+mod yaml;
+
+pub use env::{Environment, Override, OVERRIDABLE_ROOTS, OVERRIDE_PREFIX, OVERRIDE_SEPARATOR};
+pub use schema::{document_schema, plugin_def_name, plugin_schema, NAME_PATTERN};
+pub use semantic::{parse_schedule, parse_timezone};
+
 /// Default location of the state store, relative to the config file.
 pub const DEFAULT_STATE_PATH: &str = ".audex/state.db";
 
@@ -35,17 +48,27 @@ pub struct Config {
 }
 
 impl Config {
-    /// Load and validate the config file. Every problem found is returned
-    /// at once in a [`crate::Error`] of class `Config`.
+    /// Load and validate the config file in the process environment. Every
+    /// problem found is returned at once in a [`crate::Error`] of class
+    /// `Config` (see [`crate::Error::config_errors`]).
     pub fn load(path: &Path) -> Result<Config> {
-        load::load_file(path)
+        load::load_file(path, &Environment::process())
     }
 
     /// Load and validate a document given as text; `base_dir` anchors
-    /// relative paths. Environment interpolation and overrides apply.
+    /// relative paths. Interpolation and overrides use the process
+    /// environment.
     pub fn from_yaml_str(text: &str, base_dir: &Path) -> Result<Config> {
-        load::load_str(text, base_dir)
+        load::load_str(text, base_dir, &Environment::process())
+    }
+
+    /// [`Config::load`] in an explicit environment.
+    pub fn load_with(path: &Path, env: &Environment) -> Result<Config> {
+        load::load_file(path, env)
+    }
+
+    /// [`Config::from_yaml_str`] in an explicit environment.
+    pub fn from_yaml_str_with(text: &str, base_dir: &Path, env: &Environment) -> Result<Config> {
+        load::load_str(text, base_dir, env)
     }
 }
-
-mod load;

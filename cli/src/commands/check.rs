@@ -1,0 +1,109 @@
+//! `audex check`: the connection test of each destination (authenticate,
+//! each export's list, each mapped field, consent), one line per step.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use audex_core::config::Config;
+use audex_core::{BuildContext, CheckResult, ListId};
+
+use crate::exit;
+
+fn print_result(r: &CheckResult) {
+    let status = if r.ok { "ok" } else { "FAILED" };
+    println!("{status:<6}  {}  {}", r.name, r.detail);
+}
+
+fn print_config_error(e: &audex_core::Error) {
+    eprintln!("audex: {}", e.message());
+    for c in e.config_errors() {
+        eprintln!("  {c}");
+    }
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+}
+
+/// Run the checks; exit 0 only when every step of every destination passed.
+pub fn run(config: &Path, only: Option<&str>) -> i32 {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            print_config_error(&e);
+            return exit::for_error(&e);
+        }
+    };
+    if let Some(name) = only {
+        if !cfg.destinations.contains_key(name) {
+            let known: Vec<&str> = cfg.destinations.keys().map(String::as_str).collect();
+            eprintln!(
+                "audex: no destination named {name:?} in {}; known: {}",
+                config.display(),
+                if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+            );
+            return exit::USAGE;
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("audex: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let ctx = BuildContext {
+        base_dir: cfg.base_dir.clone(),
+    };
+    let mut all_ok = true;
+    let mut first = true;
+    for (name, dest_cfg) in &cfg.destinations {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        if !first {
+            println!();
+        }
+        first = false;
+        let settings = dest_cfg.settings();
+        println!("destination {name} ({})", settings.display_name);
+        let dest = match dest_cfg.build(&ctx) {
+            Ok(d) => d,
+            Err(e) => {
+                print_result(&CheckResult::failed("build", e.to_string()));
+                all_ok = false;
+                continue;
+            }
+        };
+        // Every list an export fills, each once, in config order.
+        let mut seen = BTreeSet::new();
+        let lists: Vec<ListId> = settings
+            .resolved_exports()
+            .into_iter()
+            .map(|e| e.list)
+            .chain(settings.list_id.clone())
+            .filter(|l| seen.insert(l.clone()))
+            .collect();
+        let fields: Vec<String> = settings.mapping.keys().cloned().collect();
+        let mut results = runtime.block_on(dest.check(&lists, &fields));
+        results.push(if settings.data_privacy_consent {
+            CheckResult::ok(
+                "consent",
+                "data privacy consent given: profiles leave your compliance boundary for Marketo",
+            )
+        } else {
+            CheckResult::failed(
+                "consent",
+                "data privacy consent is not given; set data_privacy_consent: true once you agree",
+            )
+        });
+        for r in &results {
+            print_result(r);
+            all_ok &= r.ok;
+        }
+    }
+    if all_ok {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}

@@ -1,0 +1,389 @@
+//! `audex run`: export now, with progress, a summary or the JSON report.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use audex_core::engine::{
+    run_destination, CancellationToken, RunEvent, RunObserver, RunOptions, RunReport, RunStatus,
+};
+use audex_core::state::StateStore;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::cli::{Output, RunArgs};
+use crate::exit;
+
+pub fn run(args: &RunArgs) -> i32 {
+    let config = match super::load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let names: Vec<String> = match &args.destination {
+        Some(d) if !config.destinations.contains_key(d) => {
+            let known: Vec<&str> = config.destinations.keys().map(String::as_str).collect();
+            eprintln!(
+                "audex: no destination named `{d}` in {} (declared: {})",
+                args.config.config.display(),
+                known.join(", ")
+            );
+            return exit::CONFIG;
+        }
+        Some(d) => vec![d.clone()],
+        None => config
+            .destinations
+            .iter()
+            .filter(|(_, d)| {
+                args.segment
+                    .as_ref()
+                    .is_none_or(|s| d.settings().exports.iter().any(|e| &e.segment == s))
+            })
+            .map(|(n, _)| n.clone())
+            .collect(),
+    };
+    if names.is_empty() {
+        match &args.segment {
+            Some(s) => eprintln!("audex: no destination exports segment `{s}`"),
+            None => eprintln!("audex: the config declares no destinations"),
+        }
+        return exit::CONFIG;
+    }
+    let store = match StateStore::open(&config.state_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("audex: {e}");
+            return exit::FAILED;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("audex: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let cancel = CancellationToken::new();
+    let progress = Arc::new(Progress::new(std::io::stderr().is_terminal()));
+    runtime.block_on(async {
+        spawn_signal_handler(cancel.clone());
+        let mut codes = Vec::new();
+        for name in &names {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let options = RunOptions {
+                dry_run: args.dry_run,
+                full: args.full,
+                reconcile: args.reconcile,
+                segment: args.segment.clone(),
+                cancel: cancel.clone(),
+                observer: Some(progress.clone() as Arc<dyn RunObserver>),
+                rejects_dir: None,
+            };
+            match run_destination(&config, name, &store, &options).await {
+                Ok(report) => {
+                    progress.clear();
+                    match args.output {
+                        Output::Json => match serde_json::to_string(&report) {
+                            Ok(s) => println!("{s}"),
+                            Err(e) => eprintln!("audex: cannot print the report: {e}"),
+                        },
+                        Output::Text => print_summary(&report),
+                    }
+                    codes.push(code_for(&report));
+                }
+                Err(e) => {
+                    progress.clear();
+                    if e.is_config() {
+                        super::print_config_errors(&args.config.config, &e);
+                    } else {
+                        eprintln!("audex: destination {name}: {e}");
+                    }
+                    codes.push(exit::for_error(&e));
+                }
+            }
+        }
+        worst(&codes)
+    })
+}
+
+/// The exit code of one report (design.md: 0 done, 1 failed, 75 paused,
+/// 78 config; 130 when interrupted by a signal).
+pub fn code_for(report: &RunReport) -> i32 {
+    match report.status {
+        RunStatus::Succeeded | RunStatus::DryRun => exit::OK,
+        RunStatus::Paused => exit::PAUSED,
+        RunStatus::Interrupted => INTERRUPTED,
+        RunStatus::Failed | RunStatus::Running => match report.error_class() {
+            Some(audex_core::ErrorClass::Config) => exit::CONFIG,
+            _ => exit::FAILED,
+        },
+    }
+}
+
+/// Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;
+
+/// Several destinations: the most serious outcome wins.
+fn worst(codes: &[i32]) -> i32 {
+    for c in [exit::CONFIG, exit::FAILED, INTERRUPTED, exit::PAUSED] {
+        if codes.contains(&c) {
+            return c;
+        }
+    }
+    exit::OK
+}
+
+/// First SIGINT/SIGTERM: stop scheduling, finish the calls in flight,
+/// checkpoint, report `interrupted`. Second: exit at once (the state store
+/// only holds confirmed work, so a rerun is still exact).
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut signals = 0;
+        loop {
+            if !next_signal().await {
+                return;
+            }
+            signals += 1;
+            if signals == 1 {
+                eprintln!("audex: stopping after the calls in flight (signal again to quit now)");
+                cancel.cancel();
+            } else {
+                eprintln!("audex: quitting now; the next run resumes");
+                std::process::exit(INTERRUPTED);
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+async fn next_signal() -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return false;
+    };
+    tokio::select! {
+        s = int.recv() => s.is_some(),
+        s = term.recv() => s.is_some(),
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> bool {
+    tokio::signal::ctrl_c().await.is_ok()
+}
+
+fn print_summary(r: &RunReport) {
+    let mut rows: Vec<Vec<String>> = vec![[
+        "segment", "list", "mode", "read", "rejected", "upserted", "unchanged", "failed", "added",
+        "removed", "calls",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for s in &r.segments {
+        rows.push(vec![
+            s.segment.clone(),
+            s.list_id.0.clone(),
+            s.mode.to_string(),
+            s.read.to_string(),
+            s.rejected.to_string(),
+            s.upserted.to_string(),
+            s.unchanged.to_string(),
+            s.failed.to_string(),
+            s.added.to_string(),
+            s.removed.to_string(),
+            s.calls.to_string(),
+        ]);
+    }
+    print!("{}", table(rows));
+    let what = if r.status == RunStatus::DryRun {
+        "dry run (nothing sent; counts and calls are what a run would do)".to_string()
+    } else {
+        r.status.to_string()
+    };
+    println!(
+        "run {} of {}: {what}, {} calls in {:.1} s",
+        r.run_id,
+        r.destination,
+        r.calls_total,
+        r.duration_ms as f64 / 1000.0
+    );
+    let truncated: u64 = r.segments.iter().map(|s| s.truncated_values).sum();
+    if truncated > 0 {
+        println!("{truncated} values were cut to their field's length");
+    }
+    if let Some(f) = &r.rejects_file {
+        println!("rejected rows: {f}");
+    }
+    if let Some(e) = &r.error {
+        println!("error ({}): {}", e.class, e.message);
+    }
+    match r.status {
+        RunStatus::Paused => println!("paused: the daily quota or call budget is spent; run again later to resume"),
+        RunStatus::Interrupted => println!("interrupted: run again to resume"),
+        _ => {}
+    }
+}
+
+/// Left-aligned text columns, numbers right-aligned.
+pub(crate) fn table(rows: Vec<Vec<String>>) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                if !s.is_empty() && s.chars().all(|ch| ch.is_ascii_digit()) {
+                    format!("{s:>w$}", w = widths[c])
+                } else {
+                    format!("{s:<w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Progress: a bar per segment on a terminal, plain lines otherwise.
+struct Progress {
+    tty: bool,
+    multi: MultiProgress,
+    bar: Mutex<Option<ProgressBar>>,
+    calls: AtomicU64,
+    last_line: Mutex<Instant>,
+    started: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Self {
+        Progress {
+            tty,
+            multi: MultiProgress::new(),
+            bar: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            last_line: Mutex::new(Instant::now()),
+            started: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(b) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl RunObserver for Progress {
+    fn event(&self, event: &RunEvent<'_>) {
+        let mut bar = self.bar.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            RunEvent::SegmentStarted { segment, list } => {
+                self.calls.store(0, Ordering::Relaxed);
+                *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                if self.tty {
+                    let b = self.multi.add(ProgressBar::new_spinner());
+                    b.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix}: {pos} rows read {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    b.set_prefix(format!("{segment} -> list {list}"));
+                    b.enable_steady_tick(Duration::from_millis(120));
+                    if let Some(old) = bar.replace(b) {
+                        old.finish();
+                    }
+                } else {
+                    eprintln!("audex: segment {segment} -> list {list}: reading");
+                }
+            }
+            RunEvent::RowsRead { rows, .. } => {
+                if let Some(b) = bar.as_ref() {
+                    b.set_position(*rows);
+                }
+            }
+            RunEvent::Planned {
+                segment,
+                upserts,
+                adds,
+                removes,
+                unchanged,
+                rejected,
+                estimated_calls,
+            } => {
+                let plan = format!(
+                    "{upserts} to upsert, {adds} to add, {removes} to remove, {unchanged} unchanged, {rejected} rejected; ~{estimated_calls} calls"
+                );
+                if let Some(b) = bar.as_ref() {
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix}: [{bar:30}] {pos}/{len} calls ({per_sec}, {elapsed}) {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    b.set_length(*estimated_calls);
+                    b.set_position(0);
+                    b.set_message(plan);
+                } else {
+                    eprintln!("audex: segment {segment}: {plan}");
+                }
+            }
+            RunEvent::CallFinished { segment, .. } => {
+                let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(b) = bar.as_ref() {
+                    b.set_position(n);
+                } else {
+                    let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.elapsed() >= Duration::from_secs(10) {
+                        *last = Instant::now();
+                        let secs = self
+                            .started
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .elapsed()
+                            .as_secs_f64()
+                            .max(0.001);
+                        eprintln!(
+                            "audex: segment {segment}: {n} calls ({:.1}/s)",
+                            n as f64 / secs
+                        );
+                    }
+                }
+            }
+            RunEvent::SegmentFinished { report } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                if !self.tty {
+                    eprintln!(
+                        "audex: segment {}: {} upserted, {} added, {} removed, {} rejected, {} failed, {} calls",
+                        report.segment,
+                        report.upserted,
+                        report.added,
+                        report.removed,
+                        report.rejected,
+                        report.failed,
+                        report.calls
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The files source against real files written by the tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use audex_core::{BuildContext, ErrorClass, SegmentQuery, SegmentSource};
+use audex_files::FilesConfig;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::StreamExt;
+
+fn source(dir: &Path, tables: serde_json::Value) -> Arc<dyn SegmentSource> {
+    let block = serde_json::json!({"type": "files", "tables": tables});
+    let plugin = audex_core::registry::source("files").expect("files plugin registered");
+    let cfg = (plugin.parse)(block).expect("valid config");
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    cfg.build(&BuildContext {
+        base_dir: dir.to_path_buf(),
+    })
+    .expect("builds")
+}
+
+async fn collect(src: &dyn SegmentSource, q: &SegmentQuery) -> Vec<RecordBatch> {
+    let mut stream = src.stream(q).await.expect("stream starts");
+    let mut out = Vec::new();
+    while let Some(b) = stream.next().await {
+        out.push(b.expect("batch"));
+    }
+    out
+}
+
+/// Every row as `col=value` strings, NULL shown as `∅`.
+fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let opts = FormatOptions::default().with_null("∅");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    out
+}
+
+fn sql(q: &str) -> SegmentQuery {
+    SegmentQuery::Sql(q.to_string())
+}
+
+#[tokio::test]
+async fn csv_as_users_export_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A BOM, a quoted comma, a quoted line break, an empty line, and
+    // missing values (an empty email and an empty amount).
+    let text = "\u{feff}customer_id,email,first_name,lifetime_value,is_subscriber\n\
+                1,ana@example.com,\"Ana, Maria\",1200.50,true\n\
+                \n\
+                2,,\"Bo\nBo\",,false\n\
+                3,cy@example.com,Cy,99.99,\n";
+    std::fs::write(dir.path().join("profiles.csv"), text).expect("write");
+    let src = source(dir.path(), serde_json::json!({"profiles": "profiles.csv"}));
+    src.check().await.expect("check passes");
+
+    let q = SegmentQuery::Table("profiles".into());
+    let schema = src.schema(&q).await.expect("schema");
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        ["customer_id", "email", "first_name", "lifetime_value", "is_subscriber"]
+    );
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    assert_eq!(schema.field(4).data_type(), &DataType::Boolean);
+
+    let got = rows(&collect(src.as_ref(), &q).await);
+    assert_eq!(
+        got,
+        vec![
+            vec!["1", "ana@example.com", "Ana, Maria", "1200.5", "true"],
+            vec!["2", "∅", "Bo\nBo", "∅", "false"],
+            vec!["3", "cy@example.com", "Cy", "99.99", "∅"],
+        ]
+    );
+    assert_eq!(src.count(&q).await.expect("count"), 3);
+
+    // The BOM-free name works in SQL too.
+    let q = sql("SELECT customer_id FROM profiles WHERE lifetime_value > 1000");
+    assert_eq!(rows(&collect(src.as_ref(), &q).await), vec![vec!["1"]]);
+    assert_eq!(src.count(&q).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn parquet_keeps_column_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = audex_datagen::Options {
+        rows: 5000,
+        seed: 11,
+        bad_share: 0.0,
+        duplicate_share: 0.0,
+    };
+    let summary =
+        audex_datagen::write_parquet(&dir.path().join("p.parquet"), &opts).expect("parquet");
+    let src = source(dir.path(), serde_json::json!({"profiles": "p.parquet"}));
+    let q = SegmentQuery::Table("profiles".into());
+    let schema = src.schema(&q).await.expect("schema");
+    let types: Vec<_> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let expected: Vec<_> = audex_datagen::schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    assert_eq!(types, expected, "Utf8, Decimal128, Date32, Boolean, Timestamp survive");
+
+    assert_eq!(src.count(&q).await.expect("count"), 5000);
+    let batches = collect(src.as_ref(), &q).await;
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(n, 5000);
+    assert!(batches.iter().all(|b| b.num_rows() <= 8192));
+    for b in &batches {
+        assert_eq!(b.schema(), schema, "batches carry the announced schema");
+    }
+
+    let high = sql("SELECT email FROM profiles WHERE lifetime_value > 1000");
+    assert_eq!(src.count(&high).await.expect("count"), summary.high_value);
+}
+
+#[tokio::test]
+async fn ndjson_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("people.ndjson"),
+        "{\"id\": 1, \"email\": \"a@example.com\", \"vip\": true}\n\
+         {\"id\": 2, \"email\": null, \"vip\": false}\n\
+         {\"id\": 3, \"vip\": true}\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("more.json"), "{\"id\": 4}\n").expect("write");
+    let src = source(
+        dir.path(),
+        serde_json::json!({
+            "people": "people.ndjson",
+            "more": {"path": "more.json", "format": "json"},
+        }),
+    );
+    let q = sql("SELECT id FROM people WHERE vip ORDER BY id");
+    assert_eq!(
+        rows(&collect(src.as_ref(), &q).await),
+        vec![vec!["1"], vec!["3"]]
+    );
+    let schema = src
+        .schema(&SegmentQuery::Table("people".into()))
+        .await
+        .expect("schema");
+    assert_eq!(
+        schema.field_with_name("id").expect("id").data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(src.count(&SegmentQuery::Table("more".into())).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn folders_globs_and_explicit_formats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).expect("mkdir");
+    for (i, rows) in [(0, "1,a\n2,b\n"), (1, "3,c\n")] {
+        std::fs::write(parts.join(format!("part-{i}.csv")), format!("id,name\n{rows}"))
+            .expect("write");
+    }
+    // Markers that must be skipped.
+    std::fs::write(parts.join("_SUCCESS"), "").expect("write");
+    std::fs::write(dir.path().join("semi.txt"), "id;name\n7;g\n").expect("write");
+    let src = source(
+        dir.path(),
+        serde_json::json!({
+            "folder": "parts",
+            "globbed": "parts/part-*.csv",
+            "semi": {"path": "semi.txt", "format": "csv", "delimiter": ";"},
+        }),
+    );
+    src.check().await.expect("check");
+    for t in ["folder", "globbed"] {
+        let q = sql(&format!("SELECT id FROM {t} ORDER BY id"));
+        assert_eq!(
+            rows(&collect(src.as_ref(), &q).await),
+            vec![vec!["1"], vec!["2"], vec!["3"]],
+            "{t}"
+        );
+    }
+    let q = SegmentQuery::Table("semi".into());
+    assert_eq!(rows(&collect(src.as_ref(), &q).await), vec![vec!["7", "g"]]);
+}
+
+#[tokio::test]
+async fn clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ok.csv"), "id,email\n1,a@example.com\n").expect("write");
+    std::fs::write(dir.path().join("broken.parquet"), b"this is not parquet").expect("write");
+    let src = source(
+        dir.path(),
+        serde_json::json!({
+            "ok": "ok.csv",
+            "gone": "missing/profiles.csv",
+            "broken": "broken.parquet",
+            "nomatch": "nothing-*.csv",
+        }),
+    );
+
+    let e = src
+        .stream(&SegmentQuery::Table("gone".into()))
+        .await
+        .err()
+        .expect("missing file");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("file not found"), "{e}");
+    assert!(e.message().contains("missing/profiles.csv"), "{e}");
+
+    let e = src
+        .count(&SegmentQuery::Table("broken".into()))
+        .await
+        .err()
+        .expect("bad parquet");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("broken.parquet"), "{e}");
+    assert!(e.message().contains("as parquet"), "{e}");
+
+    let e = src
+        .schema(&SegmentQuery::Table("nomatch".into()))
+        .await
+        .err()
+        .expect("no match");
+    assert!(e.message().contains("no files match"), "{e}");
+
+    let e = src
+        .schema(&SegmentQuery::Table("nope".into()))
+        .await
+        .err()
+        .expect("unknown table");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("unknown table `nope`"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("ok")), "{e}");
+
+    let e = src
+        .schema(&sql("SELEC id FROM ok"))
+        .await
+        .err()
+        .expect("syntax error");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("SELEC"), "{e}");
+
+    let e = src
+        .schema(&sql("SELECT id FROM elsewhere"))
+        .await
+        .err()
+        .expect("unknown table in SQL");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("elsewhere"), "{e}");
+
+    let e = src
+        .schema(&sql("SELECT emial FROM ok"))
+        .await
+        .err()
+        .expect("unknown column");
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.message().contains("emial"), "{e}");
+
+    // A SQL segment over a table that could not load says why.
+    let e = src
+        .schema(&sql("SELECT * FROM gone"))
+        .await
+        .err()
+        .expect("failed table");
+    assert!(e.message().contains("file not found"), "{e}");
+
+    // Segments only read.
+    let e = src
+        .schema(&sql("CREATE TABLE x AS SELECT 1"))
+        .await
+        .err()
+        .expect("ddl refused");
+    assert_eq!(e.class(), ErrorClass::Config);
+
+    // check() reports every table that cannot be read.
+    let e = src.check().await.err().expect("check fails");
+    assert!(e.message().contains("3 tables"), "{e}");
+
+    // The good table still works.
+    let q = SegmentQuery::Table("ok".into());
+    let b = collect(src.as_ref(), &q).await;
+    let emails = b[0].column(1).as_string::<i32>();
+    assert_eq!(emails.value(0), "a@example.com");
+    assert_eq!(emails.null_count(), 0);
+}
+
+#[test]
+fn registered_with_schema_and_example() {
+    let plugin = audex_core::registry::source("files").expect("registered");
+    let schema = (plugin.schema)();
+    let text = serde_json::to_string(&schema).expect("json");
+    assert!(text.contains("tables"));
+    let example: serde_json::Value = serde_yaml::from_str(plugin.example).expect("example is YAML");
+    let cfg = (plugin.parse)(example).expect("example parses");
+    assert!(cfg.validate().is_empty());
+}

@@ -1,0 +1,359 @@
+//! The Marketo REST client: every call goes through one loop that takes a
+//! token, a place from the instance limiter, sends, classifies the answer
+//! and retries what is safe to retry.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audex_core::{Error, ErrorClass, Result, Secret};
+
+use super::auth::{AuthInfo, TokenCache};
+use super::classify::{self, Throttle, Verdict};
+use super::limiter::{LimitSettings, Limiter};
+use super::request::{ApiRequest, Body, Expect, Method};
+use super::retry::{Backoff, Idempotency};
+use super::wire::{scrub, Envelope};
+use crate::endpoint::Endpoint;
+
+/// Tuning of the client itself (not of Marketo's limits).
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub backoff: Backoff,
+    /// Give up on one request after this long. Above Marketo's own server
+    /// timeouts (Sync Leads: 90 s), so we normally hear its verdict.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// After a request timed out on our side, keep its place in the limiter
+    /// this much longer: the server may still be working on it.
+    pub timeout_hold: Duration,
+    /// Retries spent on 606/615 (another integration's traffic) before
+    /// giving up with class `RateLimited`.
+    pub max_throttle_retries: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            backoff: Backoff::default(),
+            request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            timeout_hold: Duration::from_secs(60),
+            max_throttle_retries: 10,
+        }
+    }
+}
+
+/// An answer that passed classification.
+#[derive(Debug)]
+pub enum Reply {
+    Envelope(Envelope),
+    Text(String),
+}
+
+/// A client for one Marketo instance and one LaunchPoint service.
+pub struct MarketoClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    auth: Arc<TokenCache>,
+    limiter: Arc<Limiter>,
+    opts: ClientOptions,
+}
+
+impl fmt::Debug for MarketoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MarketoClient")
+            .field("endpoint", &self.endpoint.origin())
+            .field("auth", &self.auth)
+            .field("limits", &self.limiter.limits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Reply),
+    Failed {
+        verdict: Verdict,
+        /// Marketo said so itself (6xx/7xx): the call did nothing, so even a
+        /// non-idempotent one may be repeated.
+        nothing_executed: bool,
+        message: String,
+    },
+}
+
+impl MarketoClient {
+    /// A client sharing the process-wide limiter of `endpoint`'s instance and
+    /// the token cache of `client_id`.
+    pub fn new(
+        endpoint: Endpoint,
+        client_id: &str,
+        client_secret: &Secret,
+        limits: LimitSettings,
+        opts: ClientOptions,
+    ) -> Result<MarketoClient> {
+        let http = reqwest::Client::builder()
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.connect_timeout)
+            .user_agent(concat!("audex/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        let auth = TokenCache::shared(
+            &http,
+            endpoint.origin(),
+            endpoint.url("/identity/oauth/token"),
+            client_id,
+            client_secret,
+        );
+        let limiter = Limiter::shared(endpoint.origin(), limits);
+        Ok(MarketoClient {
+            http,
+            endpoint,
+            auth,
+            limiter,
+            opts,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Authenticate now and report what Identity said.
+    pub async fn authenticate(&self) -> Result<AuthInfo> {
+        self.auth.authenticate().await
+    }
+
+    /// Send a call expecting a JSON envelope; `Ok` only for `success:true`
+    /// (or 702 "no data", as an empty envelope).
+    pub async fn call(&self, req: ApiRequest) -> Result<Envelope> {
+        match self.send(req).await? {
+            Reply::Envelope(e) => Ok(e),
+            Reply::Text(_) => Err(Error::internal("Marketo answered text where JSON was expected")),
+        }
+    }
+
+    /// Send a call whose success is a text file (bulk failures/warnings).
+    pub async fn call_text(&self, mut req: ApiRequest) -> Result<String> {
+        req.expect = Expect::Text;
+        match self.send(req).await? {
+            Reply::Text(t) => Ok(t),
+            Reply::Envelope(_) => Ok(String::new()),
+        }
+    }
+
+    async fn send(&self, req: ApiRequest) -> Result<Reply> {
+        let backoff = &self.opts.backoff;
+        let mut attempts = 0u32;
+        let mut throttles = 0u32;
+        let mut reauthed = false;
+        let mut force_post = false;
+        loop {
+            attempts += 1;
+            let token = self.auth.token().await?;
+            let attempt = self.attempt(&req, &token, force_post).await?;
+            let (verdict, nothing_executed, message) = match attempt {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Failed {
+                    verdict,
+                    nothing_executed,
+                    message,
+                } => (verdict, nothing_executed, message),
+            };
+            tracing::debug!(op = req.op, attempt = attempts, ?verdict, "Marketo call failed");
+            let may_repeat =
+                nothing_executed || req.idempotency == Idempotency::Idempotent;
+            match verdict {
+                Verdict::Reauth if !reauthed => {
+                    reauthed = true;
+                    attempts -= 1;
+                    self.auth.invalidate(&token).await;
+                }
+                Verdict::Reauth => {
+                    return Err(Error::auth(format!(
+                        "{}: Marketo refused a fresh access token ({message})",
+                        req.op
+                    )))
+                }
+                Verdict::Throttled(kind) if throttles < self.opts.max_throttle_retries => {
+                    throttles += 1;
+                    attempts -= 1;
+                    // Everyone sharing the instance holds off, not only us:
+                    // whoever pushed it over, more traffic now only
+                    // prolongs it.
+                    let pause = match kind {
+                        // Adobe: wait out the rolling window.
+                        Throttle::Rate => self.limiter.limits().window + backoff.delay(throttles - 1),
+                        Throttle::Concurrency => backoff.delay(throttles - 1),
+                    };
+                    tracing::warn!(op = req.op, ?kind, ?pause, "Marketo is throttling; backing off");
+                    self.limiter.pause(pause);
+                }
+                Verdict::Throttled(_) => {
+                    return Err(Error::rate_limited(format!(
+                        "{}: Marketo kept refusing calls for its rate or concurrency limit ({message})",
+                        req.op
+                    ))
+                    .with_hint("another integration may be using the instance's limits; lower rate_limit or run later"))
+                }
+                Verdict::ResendAsPost if !force_post && req.method == Method::Get => {
+                    force_post = true;
+                    attempts -= 1;
+                }
+                Verdict::Retry if may_repeat && backoff.may_retry(attempts) => {
+                    tokio::time::sleep(backoff.delay(attempts - 1)).await;
+                }
+                Verdict::Retry => {
+                    let why = if may_repeat {
+                        format!("gave up after {attempts} attempts")
+                    } else {
+                        "not retried: the call may have taken effect".to_string()
+                    };
+                    return Err(Error::transient(format!("{}: {message} ({why})", req.op)));
+                }
+                Verdict::QuotaExhausted => {
+                    self.limiter.quota_spent();
+                    return Err(Error::quota_exhausted(format!(
+                        "{}: Marketo's daily API quota is spent ({message})",
+                        req.op
+                    ))
+                    .with_hint("the quota resets at midnight US Central time; run again then to resume"));
+                }
+                Verdict::Empty => return Ok(Reply::Envelope(Envelope::default())),
+                Verdict::Fatal(class) => {
+                    let err = Error::new(class, format!("{}: {message}", req.op));
+                    return Err(match class {
+                        ErrorClass::Auth => err.with_hint(
+                            "the API user's role needs Read-Write Lead and Read-Only Assets; check Admin > Users & Roles and any IP allowlist",
+                        ),
+                        _ => err,
+                    });
+                }
+                Verdict::ResendAsPost | Verdict::RecordRejected => {
+                    return Err(Error::internal(format!("{}: {message}", req.op)))
+                }
+            }
+        }
+    }
+
+    /// One HTTP exchange, holding a limiter place for exactly as long as the
+    /// server may count it.
+    async fn attempt(&self, req: &ApiRequest, token: &Secret, force_post: bool) -> Result<Attempt> {
+        let prepared = req.prepare(self.endpoint.origin(), force_post);
+        let permit = if req.counted {
+            Some(self.limiter.acquire().await?)
+        } else {
+            None
+        };
+        let method = match prepared.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .http
+            .request(method, &prepared.url)
+            .bearer_auth(token.expose());
+        if let Some(form) = prepared.form {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form);
+        } else {
+            match &req.body {
+                Body::None => {}
+                Body::Json(v) => builder = builder.json(v),
+                Body::File {
+                    field,
+                    filename,
+                    content_type,
+                    bytes,
+                } => {
+                    let part = reqwest::multipart::Part::bytes(bytes.clone())
+                        .file_name(filename.clone())
+                        .mime_str(content_type)
+                        .map_err(|e| Error::internal(format!("bad content type: {e}")))?;
+                    builder = builder.multipart(reqwest::multipart::Form::new().part(*field, part));
+                }
+            }
+        }
+        let sent = builder.send().await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Ok(self.transport_failure(e, permit)),
+        };
+        let status = response.status().as_u16();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(self.transport_failure(e, permit)),
+        };
+        drop(permit);
+        if let Some(verdict) = classify::http_status(status) {
+            return Ok(Attempt::Failed {
+                verdict,
+                nothing_executed: false,
+                message: format!("HTTP {status}"),
+            });
+        }
+        let envelope = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .filter(|v| v.get("success").is_some())
+            .map(serde_json::from_value::<Envelope>);
+        match envelope {
+            Some(Ok(env)) if env.success => Ok(Attempt::Done(Reply::Envelope(env))),
+            Some(Ok(env)) => {
+                let (code, msg) = env
+                    .first_error()
+                    .map(|e| (e.code.clone(), scrub(&e.message)))
+                    .unwrap_or_else(|| (String::new(), "no error given".to_string()));
+                Ok(Attempt::Failed {
+                    verdict: classify::response_code(&code),
+                    nothing_executed: code.starts_with('6'),
+                    message: format!("Marketo error {code} {msg}"),
+                })
+            }
+            Some(Err(_)) | None if req.expect == Expect::Text => Ok(Attempt::Done(Reply::Text(
+                String::from_utf8_lossy(&body).into_owned(),
+            ))),
+            Some(Err(_)) | None => Ok(Attempt::Failed {
+                verdict: Verdict::Fatal(ErrorClass::Internal),
+                nothing_executed: false,
+                message: "Marketo answered with an unexpected body".to_string(),
+            }),
+        }
+    }
+
+    fn transport_failure(&self, e: reqwest::Error, permit: Option<super::limiter::Permit>) -> Attempt {
+        let e = e.without_url();
+        if e.is_timeout() {
+            if let Some(p) = permit {
+                p.hold_for(self.opts.timeout_hold);
+            }
+        } else {
+            drop(permit);
+        }
+        Attempt::Failed {
+            verdict: Verdict::Retry,
+            // A refused connection never reached Marketo.
+            nothing_executed: e.is_connect() && !e.is_timeout(),
+            message: format!("request failed: {}", describe_transport(&e)),
+        }
+    }
+}
+
+/// reqwest's error text, with its cause chain: "error sending request" alone
+/// says nothing a person can act on.
+fn describe_transport(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

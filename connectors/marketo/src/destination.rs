@@ -1,0 +1,262 @@
+//! `MarketoDestination`: audex-core's [`Destination`] over the Marketo client.
+//! Records become leads (createOrUpdate by email), members become lead ids on
+//! a static list.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use audex_core::{
+    Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
+    MemberId, MemberOutcome, RateWindow, Record, RecordKey, RecordOutcome, Rejection,
+    RemoteMember, Result,
+};
+use futures::stream::{self, BoxStream, StreamExt};
+use serde_json::{Map, Value};
+
+use crate::client::{
+    ClientOptions, LimitSettings, MarketoClient, MembershipResult, UpsertResult, MAX_BATCH,
+};
+use crate::config::MarketoConfig;
+use crate::endpoint::Endpoint;
+
+/// Marketo static lists as an audex destination.
+#[derive(Debug)]
+pub struct MarketoDestination {
+    client: Arc<MarketoClient>,
+    limits: LimitSettings,
+    lookup_field: String,
+}
+
+impl MarketoDestination {
+    /// Build from a validated config. Makes no call.
+    pub fn from_config(cfg: &MarketoConfig) -> Result<MarketoDestination> {
+        MarketoDestination::with_options(cfg, ClientOptions::default())
+    }
+
+    /// Build with client tuning (timeouts, backoff), e.g. for tests.
+    pub fn with_options(cfg: &MarketoConfig, opts: ClientOptions) -> Result<MarketoDestination> {
+        let endpoint = Endpoint::parse(&cfg.endpoint).map_err(|e| {
+            Error::config(vec![audex_core::ConfigError::new("endpoint", e)])
+        })?;
+        let limits = LimitSettings {
+            calls: cfg.rate_limit.calls.max(1),
+            window: Duration::from_secs_f64(cfg.rate_limit.window_secs.max(0.001)),
+            max_concurrency: cfg.rate_limit.max_concurrency.max(1),
+            daily_budget: cfg.rate_limit.daily_call_budget,
+        };
+        let client = MarketoClient::new(endpoint, &cfg.client_id, &cfg.client_secret, limits, opts)?;
+        Ok(MarketoDestination {
+            client: Arc::new(client),
+            limits,
+            lookup_field: cfg.lookup_field.clone(),
+        })
+    }
+
+    /// The underlying client, for Marketo-specific operations (bulk import,
+    /// lookups by email).
+    pub fn client(&self) -> &Arc<MarketoClient> {
+        &self.client
+    }
+}
+
+/// A user-given list id as Marketo's positive integer.
+fn marketo_list(list: &ListId) -> Result<u64> {
+    crate::list_id(list).ok_or_else(|| {
+        Error::config(vec![audex_core::ConfigError::new(
+            "list_id",
+            format!("{:?} is not a Marketo static list id (a positive integer)", list.0),
+        )])
+    })
+}
+
+fn json_value(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Null => Value::Null,
+        FieldValue::Bool(b) => Value::Bool(*b),
+        FieldValue::Int(i) => Value::from(*i),
+        FieldValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        FieldValue::Text(s) => Value::String(s.clone()),
+    }
+}
+
+/// A record as a Sync Leads input object. The lookup field always carries
+/// the record's key, so the lead Marketo matches is the one we keyed.
+fn lead_input(lookup_field: &str, record: &Record) -> Map<String, Value> {
+    let mut obj: Map<String, Value> = record
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), json_value(v)))
+        .collect();
+    obj.insert(
+        lookup_field.to_string(),
+        Value::String(record.key.as_str().to_string()),
+    );
+    obj
+}
+
+fn bad_id(id: &MemberId) -> Rejection {
+    Rejection {
+        code: "invalid_member_id".to_string(),
+        message: format!("{id:?} is not a Marketo lead id"),
+    }
+}
+
+impl MarketoDestination {
+    async fn change_members(&self, list: &ListId, members: &[Member], add: bool) -> Result<Vec<MemberOutcome>> {
+        let list = marketo_list(list)?;
+        if members.len() > MAX_BATCH {
+            return Err(Error::internal(format!(
+                "{} members in one call; Marketo takes at most {MAX_BATCH}",
+                members.len()
+            )));
+        }
+        let parsed: Vec<Option<u64>> = members.iter().map(|m| m.id.0.trim().parse::<u64>().ok()).collect();
+        let mut ids: Vec<u64> = parsed.iter().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let results = if add {
+            self.client.add_to_list(list, &ids).await?
+        } else {
+            self.client.remove_from_list(list, &ids).await?
+        };
+        Ok(members
+            .iter()
+            .zip(parsed)
+            .map(|(m, id)| {
+                let result = match id.and_then(|id| results.get(&id)) {
+                    Some(MembershipResult::Done) => Ok(()),
+                    Some(MembershipResult::Skipped(r)) => Err(r.clone()),
+                    None => Err(bad_id(&m.id)),
+                };
+                MemberOutcome {
+                    key: m.key.clone(),
+                    result,
+                }
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Destination for MarketoDestination {
+    fn limits(&self) -> Limits {
+        Limits {
+            batch_size: MAX_BATCH,
+            rate: Some(RateWindow {
+                calls: self.limits.calls,
+                window: self.limits.window,
+            }),
+            max_concurrency: Some(self.limits.max_concurrency),
+            daily_budget: Some(self.limits.daily_budget),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            records_must_exist: true,
+            can_read_members: true,
+        }
+    }
+
+    fn lookup_field(&self) -> &str {
+        &self.lookup_field
+    }
+
+    async fn check(&self, lists: &[ListId], mapped_fields: &[String]) -> Vec<CheckResult> {
+        crate::check::run(&self.client, lists, mapped_fields).await
+    }
+
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        self.client.describe().await
+    }
+
+    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+        let input = records
+            .iter()
+            .map(|r| lead_input(&self.lookup_field, r))
+            .collect();
+        let results = self.client.upsert_leads(&self.lookup_field, input).await?;
+        Ok(records
+            .iter()
+            .zip(results)
+            .map(|(r, res)| RecordOutcome {
+                key: r.key.clone(),
+                result: match res {
+                    UpsertResult::Created(id) | UpsertResult::Updated(id) => {
+                        Ok(MemberId(id.to_string()))
+                    }
+                    UpsertResult::Skipped(rej) => Err(rej),
+                },
+            })
+            .collect())
+    }
+
+    async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>> {
+        self.change_members(list, members, true).await
+    }
+
+    async fn remove_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>> {
+        self.change_members(list, members, false).await
+    }
+
+    fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>> {
+        enum Cursor {
+            Start,
+            Next(String),
+            Done,
+        }
+        stream::try_unfold(Cursor::Start, move |cursor| async move {
+            let token = match cursor {
+                Cursor::Done => return Ok(None),
+                Cursor::Start => None,
+                Cursor::Next(t) => Some(t),
+            };
+            let list = marketo_list(list)?;
+            let page = self.client.list_members_page(list, token.as_deref()).await?;
+            let members: Vec<RemoteMember> = page
+                .items
+                .into_iter()
+                .map(|l| RemoteMember {
+                    id: MemberId(l.id.to_string()),
+                    key: l.email.map(|e| RecordKey::new(e.trim().to_lowercase())),
+                })
+                .collect();
+            let next = match page.next {
+                Some(t) => Cursor::Next(t),
+                None => Cursor::Done,
+            };
+            if members.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((members, next)))
+        })
+        .boxed()
+    }
+}
+
+/// Kept for callers that want the fields as a name → spec map.
+pub fn fields_by_name(fields: Vec<FieldSpec>) -> BTreeMap<String, FieldSpec> {
+    fields.into_iter().map(|f| (f.name.clone(), f)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lead_input_carries_the_key_as_lookup_value() {
+        let mut fields = BTreeMap::new();
+        fields.insert("firstName".to_string(), FieldValue::Text("Ada".into()));
+        fields.insert("score".to_string(), FieldValue::Float(f64::NAN));
+        let r = Record {
+            key: RecordKey::new("ada@example.com"),
+            fields,
+        };
+        let obj = lead_input("email", &r);
+        assert_eq!(obj["email"], "ada@example.com");
+        assert_eq!(obj["firstName"], "Ada");
+        assert_eq!(obj["score"], Value::Null);
+    }
+}

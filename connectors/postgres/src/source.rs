@@ -1,0 +1,270 @@
+//! The PostgreSQL source. A segment's `table:` or `query:` runs in the
+//! database inside a read-only transaction; rows come back through a
+//! server-side cursor one page (`fetch_rows`) at a time, so a million-row
+//! segment never sits whole in memory, and any filter in the query is
+//! applied by PostgreSQL, not by audex.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use audex_core::{Error, ErrorClass, RecordBatchStream, Result, SegmentQuery, SegmentSource, Secret};
+use arrow_schema::SchemaRef;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use crate::arrow::{plan, to_batch, Plan};
+use crate::config::{describe_target, parse_url, PostgresConfig};
+
+const CURSOR: &str = "audex_segment";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Segments from a PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresSource {
+    url: Secret,
+    schema: Option<String>,
+    fetch_rows: usize,
+}
+
+impl PostgresSource {
+    pub fn new(config: &PostgresConfig) -> Self {
+        PostgresSource {
+            url: config.url.clone(),
+            schema: config.schema.clone(),
+            fetch_rows: config.fetch_rows.max(1),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let mut config = parse_url(&self.url).map_err(|m| Error::new(ErrorClass::Config, m))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("audex");
+        let target = describe_target(&config);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| connect_error(&target, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection closed");
+            }
+        });
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
+                .await
+                .map_err(|e| db_error("setting the schema", &e))?;
+        }
+        Ok(client)
+    }
+}
+
+/// Double-quote an identifier, doubling quotes inside it.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The SQL a segment runs: a query as written (trailing semicolons dropped,
+/// so it can be wrapped), or every row of a table (`schema.table` allowed).
+fn segment_sql(query: &SegmentQuery) -> String {
+    match query {
+        SegmentQuery::Table(t) => {
+            let name = t.split('.').map(quote_ident).collect::<Vec<_>>().join(".");
+            format!("SELECT * FROM {name}")
+        }
+        SegmentQuery::Sql(q) => q.trim().trim_end_matches(';').trim_end().to_string(),
+    }
+}
+
+fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let class = if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            ErrorClass::Auth
+        } else if *code == SqlState::INVALID_CATALOG_NAME {
+            ErrorClass::Config
+        } else {
+            ErrorClass::Transient
+        };
+        return Error::new(class, format!("PostgreSQL at {target} refused the connection: {}", db.message()));
+    }
+    // The driver's own message ("error connecting to server: Connection
+    // refused") names no credentials; the target is ours.
+    Error::new(
+        ErrorClass::Transient,
+        format!("cannot reach PostgreSQL at {target}: {e}"),
+    )
+    .with_hint("check that the server runs and accepts TCP connections on that host and port")
+}
+
+fn db_error(context: &str, e: &tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            let class = if *code == SqlState::SYNTAX_ERROR
+                || *code == SqlState::UNDEFINED_TABLE
+                || *code == SqlState::UNDEFINED_COLUMN
+                || *code == SqlState::UNDEFINED_FUNCTION
+                || *code == SqlState::INVALID_SCHEMA_NAME
+                || *code == SqlState::DATATYPE_MISMATCH
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+            {
+                ErrorClass::Config
+            } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+                ErrorClass::Auth
+            } else if code.code().starts_with("08") || code.code().starts_with("57") {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Internal
+            };
+            let err = Error::new(class, format!("{context}: {}", db.message()));
+            match db.hint() {
+                Some(h) => err.with_hint(h.to_string()),
+                None if *code == SqlState::READ_ONLY_SQL_TRANSACTION => {
+                    err.with_hint("a segment query may only read")
+                }
+                None => err,
+            }
+        }
+        None if e.is_closed() => Error::transient(format!("{context}: the connection closed")),
+        None => Error::transient(format!("{context}: {e}")),
+    }
+}
+
+fn label(query: &SegmentQuery) -> String {
+    match query {
+        SegmentQuery::Table(t) => format!("table `{t}`"),
+        SegmentQuery::Sql(_) => "segment query".to_string(),
+    }
+}
+
+async fn prepare(client: &Client, query: &SegmentQuery) -> Result<(Statement, Plan)> {
+    let sql = segment_sql(query);
+    let stmt = client
+        .prepare(&sql)
+        .await
+        .map_err(|e| db_error(&label(query), &e))?;
+    let plan = plan(stmt.columns())?;
+    Ok((stmt, plan))
+}
+
+struct Cursor {
+    client: Client,
+    fetch: Statement,
+    plan: Plan,
+    done: bool,
+}
+
+#[async_trait]
+impl SegmentSource for PostgresSource {
+    async fn check(&self) -> Result<()> {
+        let client = self.connect().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| db_error("checking the connection", &e))?;
+        Ok(())
+    }
+
+    async fn schema(&self, query: &SegmentQuery) -> Result<SchemaRef> {
+        let client = self.connect().await?;
+        let (_, plan) = prepare(&client, query).await?;
+        Ok(plan.schema)
+    }
+
+    async fn stream(&self, query: &SegmentQuery) -> Result<RecordBatchStream> {
+        let client = self.connect().await?;
+        let (_, plan) = prepare(&client, query).await?;
+        let what = label(query);
+        client
+            .batch_execute("BEGIN READ ONLY")
+            .await
+            .map_err(|e| db_error(&what, &e))?;
+        client
+            .batch_execute(&format!(
+                "DECLARE {CURSOR} NO SCROLL CURSOR FOR {}",
+                segment_sql(query)
+            ))
+            .await
+            .map_err(|e| db_error(&what, &e))?;
+        let fetch = client
+            .prepare(&format!("FETCH FORWARD {} FROM {CURSOR}", self.fetch_rows))
+            .await
+            .map_err(|e| db_error(&what, &e))?;
+        let cursor = Cursor {
+            client,
+            fetch,
+            plan,
+            done: false,
+        };
+        let stream = futures::stream::unfold(cursor, move |mut c| {
+            let what = what.clone();
+            async move {
+                if c.done {
+                    return None;
+                }
+                match c.client.query(&c.fetch, &[]).await {
+                    Ok(rows) if rows.is_empty() => {
+                        // Ending the transaction closes the cursor.
+                        let _ = c.client.batch_execute("COMMIT").await;
+                        None
+                    }
+                    Ok(rows) => {
+                        let batch = to_batch(&c.plan, &rows);
+                        if batch.is_err() {
+                            c.done = true;
+                        }
+                        Some((batch, c))
+                    }
+                    Err(e) => {
+                        c.done = true;
+                        Some((Err(db_error(&what, &e)), c))
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn count(&self, query: &SegmentQuery) -> Result<u64> {
+        let client = self.connect().await?;
+        // Planning first gives the same error as `stream` for a bad query
+        // or a column type audex cannot read.
+        prepare(&client, query).await?;
+        let sql = format!("SELECT count(*) FROM ({}) AS audex_segment", segment_sql(query));
+        let row = client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| db_error(&label(query), &e))?;
+        let n: i64 = row
+            .try_get(0)
+            .map_err(|e| Error::internal(format!("reading the count: {e}")))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_quoted() {
+        assert_eq!(
+            segment_sql(&SegmentQuery::Table("crm.Profiles".into())),
+            "SELECT * FROM \"crm\".\"Profiles\""
+        );
+        assert_eq!(
+            segment_sql(&SegmentQuery::Table("a\"b".into())),
+            "SELECT * FROM \"a\"\"b\""
+        );
+    }
+
+    #[test]
+    fn trailing_semicolons_are_dropped() {
+        assert_eq!(
+            segment_sql(&SegmentQuery::Sql("SELECT 1;  \n".into())),
+            "SELECT 1"
+        );
+    }
+}

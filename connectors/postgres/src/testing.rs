@@ -1,0 +1,233 @@
+//! A PostgreSQL server for tests and benchmarks.
+//!
+//! [`test_database_url`] returns `AUDEX_TEST_DATABASE_URL` when it is set;
+//! otherwise it starts one throwaway server per process from the machine's
+//! `initdb`/`pg_ctl` (found in PATH or /usr/lib/postgresql/*/bin) in a
+//! temporary folder on a free loopback port. As root it runs them as the
+//! `postgres` user, since initdb refuses to run as root.
+//!
+//! The server is stopped when the process ends, also after a panic: a small
+//! watcher shell holds the read end of a pipe whose write end only this
+//! process has; when the process exits the pipe closes, and the watcher
+//! stops the server and removes the folder. (Statics are never dropped, so a
+//! `Drop` impl could not do this.)
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// Environment variable naming an existing database to test against.
+pub const TEST_DATABASE_URL_VAR: &str = "AUDEX_TEST_DATABASE_URL";
+
+#[derive(Debug)]
+struct Server {
+    url: String,
+    // Kept open for the life of the process; see the module docs.
+    _watcher: Mutex<Child>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+/// A URL of a database the caller may create tables in. Panics with a
+/// message saying how to install PostgreSQL when no server can be had.
+pub fn test_database_url() -> String {
+    if let Ok(url) = std::env::var(TEST_DATABASE_URL_VAR) {
+        if !url.trim().is_empty() {
+            return url;
+        }
+    }
+    match SERVER.get_or_init(start) {
+        Ok(s) => s.url.clone(),
+        Err(e) => panic!("no PostgreSQL server for the tests: {e}"),
+    }
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Some(dir);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").is_file())
+        .collect();
+    // Highest version last; version folders are numbers.
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// A command, run as `postgres` when we are root.
+fn pg_command(as_postgres: bool, program: &Path) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn start() -> Result<Server, String> {
+    let bin = find_bin_dir().ok_or_else(|| {
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found in PATH or \
+         /usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: \
+         `apt-get install postgresql`), or set AUDEX_TEST_DATABASE_URL to a \
+         database the tests may write to."
+            .to_string()
+    })?;
+    let as_postgres = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("audex-pg-")
+        .tempdir()
+        .map_err(|e| format!("temporary folder: {e}"))?
+        .keep();
+    if as_postgres {
+        let mut chown = Command::new("chown");
+        chown.arg("-R").arg("postgres:postgres").arg(&dir);
+        run(chown, "chown of the temporary folder to postgres")?;
+    }
+    let data = dir.join("data");
+    let mut initdb = pg_command(as_postgres, &bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "audex", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-locale"]);
+    run(initdb, "initdb")?;
+
+    let port = free_port()?;
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        dir.display()
+    );
+    let mut pg_ctl = pg_command(as_postgres, &bin.join("pg_ctl"));
+    pg_ctl
+        .arg("-D")
+        .arg(&data)
+        .arg("-o")
+        .arg(&options)
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-w", "-t", "60", "start"]);
+    run(pg_ctl, "pg_ctl start")?;
+
+    let watcher = spawn_watcher(as_postgres, &bin.join("pg_ctl"), &data, &dir)?;
+    Ok(Server {
+        url: format!("postgres://audex@127.0.0.1:{port}/postgres"),
+        _watcher: Mutex::new(watcher),
+    })
+}
+
+fn spawn_watcher(as_postgres: bool, pg_ctl: &Path, data: &Path, dir: &Path) -> Result<Child, String> {
+    let stop = if as_postgres {
+        "runuser -u postgres -- \"$1\" -D \"$2\" -m immediate stop"
+    } else {
+        "\"$1\" -D \"$2\" -m immediate stop"
+    };
+    let script = format!("cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf \"$3\"");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("audex-pg-watcher")
+        .arg(pg_ctl)
+        .arg(data)
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the server's watcher: {e}"))?;
+    // Nothing is ever written; the pipe only has to stay open.
+    if let Some(stdin) = child.stdin.as_mut() {
+        let _ = stdin.flush();
+    }
+    Ok(child)
+}
+
+/// Column definitions matching the profiles `audex-datagen` writes.
+pub const PROFILES_DDL: &str = "customer_id text PRIMARY KEY, email text, first_name text, \
+    last_name text, city text, state text, country text, lifetime_value numeric(12,2), \
+    last_purchase_date date, is_subscriber boolean, signup_ts timestamp";
+
+/// (Re)create `table` with `columns` and load a CSV file with a header into
+/// it through `COPY FROM STDIN`, in chunks.
+pub async fn load_csv(url: &str, table: &str, columns: &str, csv: &Path) -> Result<u64, String> {
+    use futures::SinkExt;
+    use std::io::Read;
+
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({columns})"
+        ))
+        .await
+        .map_err(|e| format!("create {table}: {e}"))?;
+    let sink = client
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
+            "COPY {table} FROM STDIN (FORMAT csv, HEADER true)"
+        ))
+        .await
+        .map_err(|e| format!("copy: {e}"))?;
+    futures::pin_mut!(sink);
+    let mut file = std::fs::File::open(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = file
+            .read(&mut chunk)
+            .map_err(|e| format!("{}: {e}", csv.display()))?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        sink.send(std::io::Cursor::new(chunk))
+            .await
+            .map_err(|e| format!("copy: {e}"))?;
+    }
+    sink.as_mut().finish().await.map_err(|e| format!("copy: {e}"))
+}

@@ -1,0 +1,411 @@
+//! Executing a plan: upserts, list adds and removals in batches, as many in
+//! flight as the destination allows, so its rate limiter (not the latency of
+//! one call) sets the pace. Each completed call is checkpointed in the state
+//! store in one transaction before its rows count as done.
+//!
+//! Order: upserts first, each add batch as soon as enough upserted (or
+//! already known) members wait for one, removals last. Records upserted
+//! once serve every list of the destination: a later export finds them
+//! unchanged in the state store and only adds them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::index::flag;
+use super::plan::SegmentPlan;
+use super::rejects::{RejectLine, RejectsFile};
+use super::{CallKind, RunEvent, RunObserver};
+use crate::destination::Destination;
+use crate::error::{Error, ErrorClass, Result};
+use crate::record::{ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome};
+use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
+
+/// After this many whole-call failures in a row (each already retried by
+/// the destination), the destination is taken to be down and the run stops.
+const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+
+/// Why execution stopped before the plan was done.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Daily quota or call budget spent.
+    Paused(Error),
+    /// A fatal error (auth, state store, repeated failures).
+    Failed(Error),
+    /// The cancellation token fired.
+    Interrupted,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ExecOutcome {
+    pub calls: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub stop: Option<Stop>,
+    /// Calls that failed as a whole without stopping the run.
+    pub failed_calls: u64,
+    pub last_error: Option<Error>,
+}
+
+pub(crate) struct Executor<'a> {
+    pub destination_name: &'a str,
+    pub segment: &'a str,
+    pub list: &'a ListId,
+    pub destination: Arc<dyn Destination>,
+    pub store: &'a StateStore,
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub cancel: &'a CancellationToken,
+    pub observer: Option<&'a dyn RunObserver>,
+    pub rejects: &'a mut RejectsFile,
+}
+
+type Call = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+enum Done {
+    Upsert {
+        batch: Vec<u32>,
+        result: Result<Vec<RecordOutcome>>,
+    },
+    Add {
+        batch: Vec<(u32, MemberId)>,
+        result: Result<Vec<MemberOutcome>>,
+    },
+    Remove {
+        batch: Vec<Member>,
+        result: Result<Vec<MemberOutcome>>,
+    },
+}
+
+impl Executor<'_> {
+    pub(crate) async fn run(&mut self, plan: &mut SegmentPlan) -> ExecOutcome {
+        let mut out = ExecOutcome::default();
+        let batch = self.batch_size.max(1);
+        let mut upserts = std::mem::take(&mut plan.to_upsert).into_iter();
+        let mut add_queue: Vec<(u32, MemberId)> = std::mem::take(&mut plan.to_add_known);
+        let mut removes = std::mem::take(&mut plan.to_remove).into_iter();
+        let mut in_flight: FuturesUnordered<Call> = FuturesUnordered::new();
+        let (mut upserts_in_flight, mut adds_in_flight) = (0usize, 0usize);
+        let mut upserts_left = upserts.len() > 0;
+        let mut consecutive_failures = 0u32;
+        let mut stopping = false;
+
+        loop {
+            while !stopping && in_flight.len() < self.concurrency {
+                let upserts_done = !upserts_left && upserts_in_flight == 0;
+                if add_queue.len() >= batch || (upserts_done && !add_queue.is_empty()) {
+                    let n = add_queue.len().min(batch);
+                    let items: Vec<(u32, MemberId)> = add_queue.drain(..n).collect();
+                    in_flight.push(self.add_call(plan, items));
+                    adds_in_flight += 1;
+                } else if upserts_left {
+                    let items: Vec<u32> = upserts.by_ref().take(batch).collect();
+                    upserts_left = upserts.len() > 0;
+                    if items.is_empty() {
+                        continue;
+                    }
+                    in_flight.push(self.upsert_call(plan, items));
+                    upserts_in_flight += 1;
+                } else if upserts_done && adds_in_flight == 0 && removes.len() > 0 {
+                    let items: Vec<Member> = removes.by_ref().take(batch).collect();
+                    in_flight.push(self.remove_call(items));
+                } else {
+                    break;
+                }
+                out.calls += 1;
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let done = tokio::select! {
+                biased;
+                done = in_flight.next() => done,
+                _ = self.cancel.cancelled(), if !stopping => {
+                    tracing::info!(segment = self.segment, in_flight = in_flight.len(),
+                        "interrupted: finishing the calls in flight");
+                    stopping = true;
+                    out.stop.get_or_insert(Stop::Interrupted);
+                    continue;
+                }
+            };
+            let Some(done) = done else { break };
+            let (kind, records, call_error) = match done {
+                Done::Upsert { batch, result } => {
+                    upserts_in_flight -= 1;
+                    let n = batch.len();
+                    let r = self.on_upsert(plan, batch, result, &mut add_queue);
+                    (CallKind::Upsert, n, r)
+                }
+                Done::Add { batch, result } => {
+                    adds_in_flight -= 1;
+                    let n = batch.len();
+                    let r = self.on_add(plan, batch, result, &mut out);
+                    (CallKind::Add, n, r)
+                }
+                Done::Remove { batch, result } => {
+                    let n = batch.len();
+                    let r = self.on_remove(batch, result, &mut out);
+                    (CallKind::Remove, n, r)
+                }
+            };
+            if let Some(o) = self.observer {
+                o.event(&RunEvent::CallFinished {
+                    segment: self.segment,
+                    kind,
+                    records,
+                    ok: call_error.is_none(),
+                });
+            }
+            match call_error {
+                None => consecutive_failures = 0,
+                Some(e) => {
+                    let stop = match e.class() {
+                        ErrorClass::QuotaExhausted => Some(Stop::Paused(e)),
+                        ErrorClass::Auth | ErrorClass::Config | ErrorClass::Internal => {
+                            Some(Stop::Failed(e))
+                        }
+                        _ => {
+                            consecutive_failures += 1;
+                            out.failed_calls += 1;
+                            tracing::warn!(segment = self.segment, kind = kind.as_str(),
+                                class = %e.class(), error = %e, "a call failed after retries");
+                            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+                                Some(Stop::Failed(Error::new(
+                                    e.class(),
+                                    format!("{MAX_CONSECUTIVE_FAILURES} calls in a row failed; last: {}", e.message()),
+                                )))
+                            } else {
+                                out.last_error = Some(e);
+                                None
+                            }
+                        }
+                    };
+                    if let Some(stop) = stop {
+                        if !stopping {
+                            tracing::warn!(segment = self.segment, "stopping: finishing the calls in flight");
+                        }
+                        stopping = true;
+                        // The first reason to stop is the one reported, but a
+                        // spent quota outranks an interruption.
+                        match (&out.stop, &stop) {
+                            (None, _) | (Some(Stop::Interrupted), _) => out.stop = Some(stop),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn upsert_call(&self, plan: &SegmentPlan, batch: Vec<u32>) -> Call {
+        let records: Vec<Record> = batch.iter().map(|&i| plan.index.record(i)).collect();
+        let dest = Arc::clone(&self.destination);
+        Box::pin(async move {
+            let result = dest.upsert(&records).await;
+            Done::Upsert { batch, result }
+        })
+    }
+
+    fn add_call(&self, plan: &SegmentPlan, batch: Vec<(u32, MemberId)>) -> Call {
+        let members: Vec<Member> = batch
+            .iter()
+            .map(|(i, id)| Member {
+                key: RecordKey::new(plan.index.key(*i)),
+                id: id.clone(),
+            })
+            .collect();
+        let dest = Arc::clone(&self.destination);
+        let list = self.list.clone();
+        Box::pin(async move {
+            let result = dest.add_members(&list, &members).await;
+            Done::Add { batch, result }
+        })
+    }
+
+    fn remove_call(&self, batch: Vec<Member>) -> Call {
+        let dest = Arc::clone(&self.destination);
+        let list = self.list.clone();
+        Box::pin(async move {
+            let result = dest.remove_members(&list, &batch).await;
+            Done::Remove { batch, result }
+        })
+    }
+
+    /// Record an upsert's outcomes; returns the error of a failed call.
+    fn on_upsert(
+        &mut self,
+        plan: &mut SegmentPlan,
+        batch: Vec<u32>,
+        result: Result<Vec<RecordOutcome>>,
+        add_queue: &mut Vec<(u32, MemberId)>,
+    ) -> Option<Error> {
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => {
+                for &i in &batch {
+                    plan.index.entry_mut(i).flags |= flag::FAILED;
+                }
+                return Some(e);
+            }
+        };
+        let by_key: HashMap<&str, &RecordOutcome> =
+            outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
+        let mut cp = Checkpoint::default();
+        let mut confirmed = Vec::new();
+        for &i in &batch {
+            let key = plan.index.key(i);
+            match by_key.get(key).map(|o| &o.result) {
+                Some(Ok(id)) => {
+                    cp.save_records.push(StoredRecord {
+                        key: key.to_string(),
+                        member_id: id.0.clone(),
+                        hash: plan.index.entry(i).hash,
+                    });
+                    confirmed.push((i, id.clone()));
+                }
+                Some(Err(rejection)) => {
+                    plan.index.entry_mut(i).flags |= flag::REJECTED;
+                    let row = plan.index.entry(i).row;
+                    if let Err(e) = self.rejects.write(RejectLine {
+                        segment: self.segment,
+                        row: Some(row),
+                        key: Some(plan.index.key(i)),
+                        column: None,
+                        code: &rejection.code,
+                        message: &rejection.message,
+                    }) {
+                        return Some(e);
+                    }
+                }
+                None => {
+                    tracing::warn!(segment = self.segment, key = %RecordKey::new(key).masked(),
+                        "the destination returned no outcome for a record");
+                    plan.index.entry_mut(i).flags |= flag::FAILED;
+                }
+            }
+        }
+        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+            for (i, _) in &confirmed {
+                plan.index.entry_mut(*i).flags |= flag::FAILED;
+            }
+            return Some(e);
+        }
+        for (i, id) in confirmed {
+            let e = plan.index.entry_mut(i);
+            e.flags |= flag::UPSERTED;
+            if e.has(flag::NEEDS_ADD) {
+                add_queue.push((i, id));
+            }
+        }
+        None
+    }
+
+    fn on_add(
+        &mut self,
+        plan: &mut SegmentPlan,
+        batch: Vec<(u32, MemberId)>,
+        result: Result<Vec<MemberOutcome>>,
+        out: &mut ExecOutcome,
+    ) -> Option<Error> {
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => {
+                for (i, _) in &batch {
+                    plan.index.entry_mut(*i).flags |= flag::FAILED;
+                }
+                return Some(e);
+            }
+        };
+        let by_key: HashMap<&str, &MemberOutcome> =
+            outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
+        let mut cp = Checkpoint::default();
+        let mut confirmed = Vec::new();
+        for (i, id) in &batch {
+            let key = plan.index.key(*i);
+            match by_key.get(key).map(|o| &o.result) {
+                Some(Ok(())) => {
+                    cp.add_members.push(MemberRow {
+                        key: key.to_string(),
+                        member_id: id.0.clone(),
+                    });
+                    confirmed.push(*i);
+                }
+                Some(Err(rejection)) => {
+                    // The record may be gone from the destination (deleted by
+                    // hand): forget it so the next run upserts it again.
+                    cp.forget_records.push(key.to_string());
+                    plan.index.entry_mut(*i).flags |= flag::FAILED;
+                    let row = plan.index.entry(*i).row;
+                    if let Err(e) = self.rejects.write(RejectLine {
+                        segment: self.segment,
+                        row: Some(row),
+                        key: Some(plan.index.key(*i)),
+                        column: None,
+                        code: &rejection.code,
+                        message: &rejection.message,
+                    }) {
+                        return Some(e);
+                    }
+                }
+                None => {
+                    plan.index.entry_mut(*i).flags |= flag::FAILED;
+                }
+            }
+        }
+        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+            for i in &confirmed {
+                plan.index.entry_mut(*i).flags |= flag::FAILED;
+            }
+            return Some(e);
+        }
+        out.added += confirmed.len() as u64;
+        for i in confirmed {
+            plan.index.entry_mut(i).flags |= flag::ADDED;
+        }
+        None
+    }
+
+    fn on_remove(
+        &mut self,
+        batch: Vec<Member>,
+        result: Result<Vec<MemberOutcome>>,
+        out: &mut ExecOutcome,
+    ) -> Option<Error> {
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => return Some(e),
+        };
+        let by_key: HashMap<&str, &MemberOutcome> =
+            outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
+        let mut cp = Checkpoint::default();
+        for m in &batch {
+            match by_key.get(m.key.as_str()).map(|o| &o.result) {
+                Some(Ok(())) => cp.remove_members.push(m.key.as_str().to_string()),
+                Some(Err(rejection)) => {
+                    if let Err(e) = self.rejects.write(RejectLine {
+                        segment: self.segment,
+                        row: None,
+                        key: Some(m.key.as_str()),
+                        column: None,
+                        code: &rejection.code,
+                        message: &rejection.message,
+                    }) {
+                        return Some(e);
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+            return Some(e);
+        }
+        out.removed += cp.remove_members.len() as u64;
+        None
+    }
+}

@@ -1,0 +1,381 @@
+//! The compact in-memory form of a planned segment.
+//!
+//! A million profiles must not sit in memory as owned [`Record`]s (a
+//! `BTreeMap` of `String` field names per row costs around half a kilobyte).
+//! Here each valid, deduplicated row is one fixed-size [`Entry`]; its key and
+//! its encoded field values live in chunked byte arenas, and a hash table of
+//! entry numbers finds a key without storing it twice. [`Record`]s are built
+//! back only for the batch being sent.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+use sha2::{Digest, Sha256};
+
+use crate::record::{FieldValue, Record, RecordKey};
+use crate::state::FieldsHash;
+
+/// Where a byte string lives in an [`Arena`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    chunk: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Append-only bytes in fixed chunks: growing never copies what is stored
+/// (a single doubling `Vec` would briefly hold 1.5x its content).
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    chunks: Vec<Vec<u8>>,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl Arena {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Span {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
+        if !fits {
+            self.chunks
+                .push(Vec::with_capacity(CHUNK.max(bytes.len())));
+        }
+        let chunk = self.chunks.len() - 1;
+        let c = &mut self.chunks[chunk];
+        let start = c.len();
+        c.extend_from_slice(bytes);
+        Span {
+            chunk: chunk as u32,
+            start: start as u32,
+            len: bytes.len() as u32,
+        }
+    }
+
+    pub(crate) fn get(&self, span: Span) -> &[u8] {
+        let start = span.start as usize;
+        &self.chunks[span.chunk as usize][start..start + span.len as usize]
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum()
+    }
+}
+
+/// What the plan decided for an entry, and what execution achieved.
+pub(crate) mod flag {
+    /// The state store holds a record for this key.
+    pub const HAS_RECORD: u8 = 1;
+    /// The list is known to hold this key (state store, or read back).
+    pub const IN_LIST: u8 = 1 << 1;
+    /// The record must be sent (new, changed, or `--full`).
+    pub const NEEDS_UPSERT: u8 = 1 << 2;
+    /// The member must be added to the list.
+    pub const NEEDS_ADD: u8 = 1 << 3;
+    /// The destination confirmed the upsert.
+    pub const UPSERTED: u8 = 1 << 4;
+    /// The destination confirmed the add.
+    pub const ADDED: u8 = 1 << 5;
+    /// The destination refused the record itself.
+    pub const REJECTED: u8 = 1 << 6;
+    /// A call for this row failed, or the destination refused the membership.
+    pub const FAILED: u8 = 1 << 7;
+}
+
+/// One valid, deduplicated row of the segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub key: Span,
+    pub payload: Span,
+    /// 0-based position of the row in the segment.
+    pub row: u64,
+    pub hash: FieldsHash,
+    pub flags: u8,
+}
+
+impl Entry {
+    pub(crate) fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// The segment's rows, keyed by normalised lookup key.
+#[derive(Debug)]
+pub(crate) struct SegmentIndex {
+    entries: Vec<Entry>,
+    table: HashTable<u32>,
+    hasher: RandomState,
+    keys: Arena,
+    payloads: Arena,
+    /// Destination field names, interned; payloads refer to them by number.
+    fields: Vec<String>,
+}
+
+/// The outcome of [`SegmentIndex::insert`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    New(u32),
+    /// The key was already taken by this entry (its row wins).
+    Duplicate(u32),
+}
+
+impl SegmentIndex {
+    pub(crate) fn new(fields: &[String]) -> Self {
+        SegmentIndex {
+            entries: Vec::new(),
+            table: HashTable::new(),
+            hasher: RandomState::new(),
+            keys: Arena::default(),
+            payloads: Arena::default(),
+            fields: fields.to_vec(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn entry(&self, i: u32) -> &Entry {
+        &self.entries[i as usize]
+    }
+
+    pub(crate) fn entry_mut(&mut self, i: u32) -> &mut Entry {
+        &mut self.entries[i as usize]
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub(crate) fn entries_mut(&mut self) -> &mut [Entry] {
+        &mut self.entries
+    }
+
+    pub(crate) fn key(&self, i: u32) -> &str {
+        // Keys are stored from `&str`, so they are valid UTF-8.
+        std::str::from_utf8(self.keys.get(self.entries[i as usize].key)).unwrap_or_default()
+    }
+
+    /// Approximate heap use, for the memory figures in docs and benches.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.keys.bytes()
+            + self.payloads.bytes()
+    }
+
+    pub(crate) fn find(&self, key: &str) -> Option<u32> {
+        let h = self.hasher.hash_one(key);
+        self.table
+            .find(h, |&i| {
+                self.keys.get(self.entries[i as usize].key) == key.as_bytes()
+            })
+            .copied()
+    }
+
+    /// Add a record (first row wins: a key seen before is not stored again).
+    pub(crate) fn insert(&mut self, row: u64, record: &Record) -> Inserted {
+        let key = record.key.as_str();
+        if let Some(i) = self.find(key) {
+            return Inserted::Duplicate(i);
+        }
+        let mut buf = Vec::with_capacity(64);
+        let hash = encode(&mut self.fields, record, &mut buf);
+        let payload = self.payloads.push(&buf);
+        let key_span = self.keys.push(key.as_bytes());
+        let i = self.entries.len() as u32;
+        self.entries.push(Entry {
+            key: key_span,
+            payload,
+            row,
+            hash,
+            flags: 0,
+        });
+        let h = self.hasher.hash_one(key);
+        let (entries, keys, hasher) = (&self.entries, &self.keys, &self.hasher);
+        self.table.insert_unique(h, i, |&j| {
+            hasher.hash_one(std::str::from_utf8(keys.get(entries[j as usize].key)).unwrap_or_default())
+        });
+        Inserted::New(i)
+    }
+
+    /// The record of an entry, rebuilt for sending.
+    pub(crate) fn record(&self, i: u32) -> Record {
+        let e = &self.entries[i as usize];
+        Record {
+            key: RecordKey::new(self.key(i)),
+            fields: decode(&self.fields, self.payloads.get(e.payload)),
+        }
+    }
+}
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const TEXT: u8 = 5;
+
+/// Encode a record's fields as `(field number, tag, value)*` and return the
+/// hash of its field names and values. The hash covers names, so a changed
+/// mapping resends every record.
+fn encode(fields: &mut Vec<String>, record: &Record, out: &mut Vec<u8>) -> FieldsHash {
+    let mut hasher = Sha256::new();
+    for (name, value) in &record.fields {
+        let n = match fields.iter().position(|f| f == name) {
+            Some(n) => n,
+            None => {
+                fields.push(name.clone());
+                fields.len() - 1
+            }
+        };
+        let start = out.len();
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        let value_start = out.len();
+        match value {
+            FieldValue::Null => out.push(NULL),
+            FieldValue::Bool(false) => out.push(FALSE),
+            FieldValue::Bool(true) => out.push(TRUE),
+            FieldValue::Int(v) => {
+                out.push(INT);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            FieldValue::Float(v) => {
+                out.push(FLOAT);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            FieldValue::Text(s) => {
+                out.push(TEXT);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        debug_assert!(out.len() > start);
+        hasher.update((name.len() as u32).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(&out[value_start..]);
+    }
+    let digest = hasher.finalize();
+    let mut h = [0u8; 16];
+    h.copy_from_slice(&digest[..16]);
+    h
+}
+
+fn decode(fields: &[String], mut bytes: &[u8]) -> BTreeMap<String, FieldValue> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> &'a [u8] {
+        let n = n.min(b.len());
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        head
+    }
+    fn take8(b: &mut &[u8]) -> [u8; 8] {
+        take(b, 8).try_into().unwrap_or([0; 8])
+    }
+    let mut out = BTreeMap::new();
+    while bytes.len() >= 3 {
+        let n = u16::from_le_bytes([bytes[0], bytes[1]]) as usize;
+        let tag = bytes[2];
+        bytes = &bytes[3..];
+        let value = match tag {
+            FALSE => FieldValue::Bool(false),
+            TRUE => FieldValue::Bool(true),
+            INT => FieldValue::Int(i64::from_le_bytes(take8(&mut bytes))),
+            FLOAT => FieldValue::Float(f64::from_bits(u64::from_le_bytes(take8(&mut bytes)))),
+            TEXT => {
+                let len = u32::from_le_bytes(take(&mut bytes, 4).try_into().unwrap_or([0; 4]));
+                FieldValue::Text(String::from_utf8_lossy(take(&mut bytes, len as usize)).into_owned())
+            }
+            _ => FieldValue::Null,
+        };
+        if let Some(name) = fields.get(n) {
+            out.insert(name.clone(), value);
+        }
+    }
+    out
+}
+
+/// The hash of a record's fields, as the state store keeps it.
+pub(crate) fn fields_hash(record: &Record) -> FieldsHash {
+    let mut names: Vec<String> = Vec::new();
+    encode(&mut names, record, &mut Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, fields: &[(&str, FieldValue)]) -> Record {
+        Record {
+            key: RecordKey::new(key),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_arena() {
+        let mut idx = SegmentIndex::new(&["email".into(), "firstName".into()]);
+        let r = record(
+            "a@x.com",
+            &[
+                ("email", FieldValue::Text("A@x.com".into())),
+                ("firstName", FieldValue::Text("Åsa".into())),
+                ("score", FieldValue::Int(-7)),
+                ("ratio", FieldValue::Float(0.25)),
+                ("vip", FieldValue::Bool(true)),
+                ("gone", FieldValue::Null),
+            ],
+        );
+        let Inserted::New(i) = idx.insert(3, &r) else {
+            panic!("new key")
+        };
+        assert_eq!(idx.record(i), r);
+        assert_eq!(idx.entry(i).row, 3);
+        assert_eq!(idx.entry(i).hash, fields_hash(&r));
+        assert_eq!(idx.key(i), "a@x.com");
+    }
+
+    #[test]
+    fn first_row_wins_on_a_duplicate_key() {
+        let mut idx = SegmentIndex::new(&[]);
+        let a = record("k", &[("f", FieldValue::Int(1))]);
+        let b = record("k", &[("f", FieldValue::Int(2))]);
+        assert_eq!(idx.insert(0, &a), Inserted::New(0));
+        assert_eq!(idx.insert(1, &b), Inserted::Duplicate(0));
+        assert_eq!(idx.len(), 1);
+        assert_eq!(idx.record(0), a);
+        assert_eq!(idx.find("k"), Some(0));
+        assert_eq!(idx.find("other"), None);
+    }
+
+    #[test]
+    fn hash_changes_with_any_value_or_name() {
+        let base = record("k", &[("a", FieldValue::Text("x".into()))]);
+        let other_value = record("k", &[("a", FieldValue::Text("y".into()))]);
+        let other_name = record("k", &[("b", FieldValue::Text("x".into()))]);
+        let other_type = record("k", &[("a", FieldValue::Null)]);
+        let h = fields_hash(&base);
+        assert_ne!(h, fields_hash(&other_value));
+        assert_ne!(h, fields_hash(&other_name));
+        assert_ne!(h, fields_hash(&other_type));
+        assert_eq!(h, fields_hash(&base.clone()));
+    }
+
+    #[test]
+    fn many_keys_are_found_after_the_table_grows() {
+        let mut idx = SegmentIndex::new(&["email".into()]);
+        for n in 0..5000u64 {
+            let key = format!("user{n}@example.com");
+            let r = record(&key, &[("email", FieldValue::Text(key.clone()))]);
+            assert_eq!(idx.insert(n, &r), Inserted::New(n as u32));
+        }
+        for n in (0..5000u64).step_by(7) {
+            assert_eq!(idx.find(&format!("user{n}@example.com")), Some(n as u32));
+        }
+        assert!(idx.heap_bytes() > 0);
+    }
+}

@@ -1,0 +1,305 @@
+//! Planning one export: stream the segment, map, dedupe, enforce
+//! `max_profiles`, and diff against the state store (or, with `--reconcile`,
+//! against the list as the destination reports it). Nothing is written to
+//! the destination or to the member state here.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::index::{flag, Inserted, SegmentIndex};
+use super::rejects::{RejectLine, RejectsFile, DUPLICATE_KEY};
+use super::{RunEvent, RunObserver, TargetExport};
+use crate::destination::Destination;
+use crate::error::{Error, ErrorClass, Result};
+use crate::mapping::FieldMapping;
+use crate::record::{FieldValue, Member, MemberId, RecordKey};
+use crate::settings::Mode;
+use crate::state::{FieldsHash, MemberRow, StateStore};
+
+/// What one export must do, in compact form.
+#[derive(Debug)]
+pub(crate) struct SegmentPlan {
+    pub index: SegmentIndex,
+    /// Rows the source returned.
+    pub read: u64,
+    /// Rows refused before sending (mapping, duplicates).
+    pub rejected: u64,
+    pub truncated_values: u64,
+    /// Entries to upsert, in row order.
+    pub to_upsert: Vec<u32>,
+    /// Entries whose record is up to date but which are not in the list yet,
+    /// with their id from the state store.
+    pub to_add_known: Vec<(u32, MemberId)>,
+    /// Members to remove: leavers (mirror mode), and strays with reconcile.
+    pub to_remove: Vec<Member>,
+    /// With reconcile: the list's members as read back, for the state store.
+    pub remote_members: Option<Vec<MemberRow>>,
+    /// Calls spent while planning (reading the list back).
+    pub calls: u64,
+}
+
+impl SegmentPlan {
+    pub(crate) fn to_add_count(&self) -> u64 {
+        self.index
+            .entries()
+            .iter()
+            .filter(|e| e.has(flag::NEEDS_ADD))
+            .count() as u64
+    }
+
+    /// Calls the plan needs if every record is accepted: the floor.
+    pub(crate) fn estimated_calls(&self, batch_size: usize) -> u64 {
+        estimate_calls(
+            self.to_upsert.len() as u64,
+            self.to_add_count(),
+            self.to_remove.len() as u64,
+            batch_size,
+        )
+    }
+}
+
+/// Calls to upsert, add and remove the given numbers of records at
+/// `batch_size` a call.
+pub fn estimate_calls(upserts: u64, adds: u64, removes: u64, batch_size: usize) -> u64 {
+    let b = batch_size.max(1) as u64;
+    upserts.div_ceil(b) + adds.div_ceil(b) + removes.div_ceil(b)
+}
+
+/// Inputs of planning that do not change between exports of one run.
+pub(crate) struct PlanContext<'a> {
+    pub destination_name: &'a str,
+    pub destination: &'a dyn Destination,
+    pub store: &'a StateStore,
+    pub max_profiles: u64,
+    pub full: bool,
+    pub reconcile: bool,
+    pub cancel: &'a CancellationToken,
+    pub observer: Option<&'a dyn RunObserver>,
+    /// In a multi-export dry run: records an earlier export would have
+    /// upserted, so a later one does not count them again.
+    pub dry_run_sent: Option<&'a HashMap<String, FieldsHash>>,
+}
+
+/// Plan one export. `Ok(None)` when cancelled.
+pub(crate) async fn plan_segment(
+    cx: &PlanContext<'_>,
+    export: &TargetExport,
+    mapper: &dyn FieldMapping,
+    lookup_column: &str,
+    rejects: &mut RejectsFile,
+) -> Result<Option<SegmentPlan>> {
+    let segment = export.spec.segment.as_str();
+    let lookup_field = cx.destination.lookup_field().to_string();
+    let mut plan = SegmentPlan {
+        index: SegmentIndex::new(mapper.fields()),
+        read: 0,
+        rejected: 0,
+        truncated_values: 0,
+        to_upsert: Vec::new(),
+        to_add_known: Vec::new(),
+        to_remove: Vec::new(),
+        remote_members: None,
+        calls: 0,
+    };
+
+    let mut stream = export.source.stream(&export.query).await?;
+    while let Some(batch) = stream.next().await {
+        if cx.cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let batch = batch?;
+        let first_row = plan.read;
+        plan.read += batch.num_rows() as u64;
+        if plan.read > cx.max_profiles {
+            drop(stream);
+            return Err(too_large(export, cx.max_profiles).await);
+        }
+        let mapped = mapper.map_batch(&batch, first_row);
+        plan.truncated_values += mapped.truncated_values;
+        for r in &mapped.rejects {
+            plan.rejected += 1;
+            rejects.write(RejectLine {
+                segment,
+                row: Some(r.row),
+                key: r.key.as_deref(),
+                column: r.column.as_deref(),
+                code: &r.code,
+                message: &r.message,
+            })?;
+        }
+        for (row, record) in &mapped.records {
+            if let Inserted::Duplicate(first) = plan.index.insert(*row, record) {
+                plan.rejected += 1;
+                let first_row = plan.index.entry(first).row;
+                let raw = match record.fields.get(&lookup_field) {
+                    Some(FieldValue::Text(s)) => Some(s.as_str()),
+                    _ => None,
+                };
+                let message =
+                    format!("the same {lookup_field} as row {} (the first row wins)", first_row + 1);
+                rejects.write(RejectLine {
+                    segment,
+                    row: Some(*row),
+                    key: raw,
+                    column: Some(lookup_column),
+                    code: DUPLICATE_KEY,
+                    message: &message,
+                })?;
+            }
+        }
+        if let Some(o) = cx.observer {
+            o.event(&RunEvent::RowsRead {
+                segment,
+                rows: plan.read,
+            });
+        }
+    }
+    drop(stream);
+    tracing::debug!(
+        segment,
+        rows = plan.read,
+        valid = plan.index.len(),
+        memory_bytes = plan.index.heap_bytes(),
+        "segment read"
+    );
+
+    let list = export.spec.list.0.as_str();
+    let mirror = export.spec.mode == Mode::Mirror;
+
+    // Which keys the list holds: what the destination reports (reconcile),
+    // or what it confirmed to us before.
+    if cx.reconcile {
+        let mut remote = Vec::new();
+        let mut pages = cx.destination.read_members(&export.spec.list);
+        while let Some(page) = pages.next().await {
+            plan.calls += 1;
+            remote.extend(page?);
+            if cx.cancel.is_cancelled() {
+                return Ok(None);
+            }
+        }
+        drop(pages);
+        let mut confirmed = Vec::new();
+        for m in remote {
+            let key = match m.key {
+                Some(k) => Some(k.as_str().to_string()),
+                None => cx.store.key_for_member_id(cx.destination_name, &m.id.0)?,
+            };
+            let found = key.as_deref().and_then(|k| find_key(&plan.index, k));
+            if let Some(i) = found {
+                plan.index.entry_mut(i).flags |= flag::IN_LIST;
+                confirmed.push(MemberRow {
+                    key: plan.index.key(i).to_string(),
+                    member_id: m.id.0,
+                });
+                continue;
+            }
+            // Not in the segment: a leaver or a stray.
+            let key = match key {
+                Some(k) => {
+                    confirmed.push(MemberRow {
+                        key: k.clone(),
+                        member_id: m.id.0.clone(),
+                    });
+                    k
+                }
+                // Unknown to us and unnamed by the destination: the id
+                // alone identifies it.
+                None => format!("id:{}", m.id.0),
+            };
+            if mirror {
+                plan.to_remove.push(Member {
+                    key: RecordKey::new(key),
+                    id: m.id,
+                });
+            }
+        }
+        plan.remote_members = Some(confirmed);
+    } else {
+        let index = &mut plan.index;
+        let to_remove = &mut plan.to_remove;
+        cx.store
+            .for_each_member(cx.destination_name, list, |key, id| match index.find(key) {
+                Some(i) => index.entry_mut(i).flags |= flag::IN_LIST,
+                None if mirror => to_remove.push(Member {
+                    key: RecordKey::new(key),
+                    id: MemberId(id.to_string()),
+                }),
+                None => {}
+            })?;
+    }
+
+    // Which records changed since they were last sent.
+    {
+        let full = cx.full;
+        let index = &mut plan.index;
+        let to_add_known = &mut plan.to_add_known;
+        cx.store
+            .for_each_record(cx.destination_name, |key, id, hash| {
+                let Some(i) = index.find(key) else { return };
+                let e = index.entry_mut(i);
+                e.flags |= flag::HAS_RECORD;
+                if full || e.hash != *hash {
+                    e.flags |= flag::NEEDS_UPSERT;
+                } else if !e.has(flag::IN_LIST) {
+                    to_add_known.push((i, MemberId(id.to_string())));
+                }
+            })?;
+    }
+    for e in plan.index.entries_mut() {
+        if !e.has(flag::HAS_RECORD) {
+            e.flags |= flag::NEEDS_UPSERT;
+        }
+        if cx.full || !e.has(flag::IN_LIST) {
+            e.flags |= flag::NEEDS_ADD;
+        }
+    }
+    if let Some(sent) = cx.dry_run_sent {
+        for i in 0..plan.index.len() as u32 {
+            let e = plan.index.entry(i);
+            if e.has(flag::NEEDS_UPSERT)
+                && !cx.full
+                && sent.get(plan.index.key(i)) == Some(&e.hash)
+            {
+                plan.index.entry_mut(i).flags &= !flag::NEEDS_UPSERT;
+            }
+        }
+    }
+    plan.to_upsert = (0..plan.index.len() as u32)
+        .filter(|&i| plan.index.entry(i).has(flag::NEEDS_UPSERT))
+        .collect();
+    // With --full, known records are upserted too and take their id from
+    // that answer.
+    if cx.full {
+        plan.to_add_known.clear();
+    }
+    Ok(Some(plan))
+}
+
+/// Look a key up as given, then as the engine normalises lookup values
+/// (trimmed, lowercase), for destinations that report keys as stored.
+fn find_key(index: &SegmentIndex, key: &str) -> Option<u32> {
+    index.find(key).or_else(|| {
+        let norm = key.trim().to_ascii_lowercase();
+        (norm != key).then(|| index.find(&norm)).flatten()
+    })
+}
+
+/// The error for a segment over `max_profiles`, with its size when the
+/// source can count it.
+pub(crate) async fn too_large(export: &TargetExport, max_profiles: u64) -> Error {
+    let segment = &export.spec.segment;
+    let size = match export.source.count(&export.query).await {
+        Ok(n) => format!("{n} profiles"),
+        Err(_) => format!("more than {max_profiles} profiles"),
+    };
+    Error::new(
+        ErrorClass::Config,
+        format!(
+            "segment `{segment}` has {size}, more than max_profiles ({max_profiles}); nothing was sent"
+        ),
+    )
+    .with_hint("narrow the segment's query, or raise max_profiles if your contract allows it")
+}

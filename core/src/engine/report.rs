@@ -1,0 +1,166 @@
+//! What a run did, per segment and in total: the `run --output json` report
+//! and the rows of the run history.
+//!
+//! # How the counts add up
+//!
+//! Every row the source returns for a segment (`read`) ends in exactly one of
+//! four buckets, so `read = rejected + upserted + unchanged + failed`:
+//!
+//! - `rejected`: refused and not exported: by audex before sending (mapping or
+//!   validation error, duplicate lookup key) or by the destination for that
+//!   one record (e.g. an invalid value). Each is a line of the rejects file.
+//! - `upserted`: the record was new or changed (or `--full`) and the
+//!   destination confirmed it; it is a confirmed member of the list.
+//! - `unchanged`: the record matched what was last sent, so it was not sent
+//!   again; it is a confirmed member of the list.
+//! - `failed`: the destination did not confirm the row in this run: its call
+//!   failed after retries, the destination refused its list membership, or the
+//!   run stopped (quota, budget, interruption, fatal error) before it was
+//!   sent. A rerun retries it.
+//!
+//! `added` counts members added to the list in this run (a subset of
+//! `upserted + unchanged`); `removed` counts members removed (leavers in
+//! mirror mode, and strays with `--reconcile`). `calls` counts the requests
+//! the engine made for the segment (a request the destination retried
+//! internally counts once); `calls_total` adds the run's setup calls (the
+//! destination's field description). A dry run fills the same fields with
+//! what it would do and the calls it would spend.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::error::ErrorClass;
+use crate::record::ListId;
+use crate::settings::Mode;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going, or the process died without finishing it (history only).
+    Running,
+    /// Every segment was exported; per-record rejections may exist.
+    Succeeded,
+    /// A fatal error, or a call failed as a whole; a rerun retries.
+    Failed,
+    /// The daily quota or call budget is spent; a rerun resumes.
+    Paused,
+    /// A dry run: counts and calls are what a run would do.
+    DryRun,
+    /// Stopped by a signal after finishing the calls in flight.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Paused => "paused",
+            RunStatus::DryRun => "dry_run",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "paused" => RunStatus::Paused,
+            "dry_run" => RunStatus::DryRun,
+            "interrupted" => RunStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts of one export (segment -> list) within a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SegmentReport {
+    pub segment: String,
+    #[serde(serialize_with = "list_id_as_number")]
+    pub list_id: ListId,
+    pub mode: Mode,
+    pub read: u64,
+    pub rejected: u64,
+    pub upserted: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+    pub calls: u64,
+    /// Values cut to their destination field's length (the row was sent).
+    pub truncated_values: u64,
+}
+
+impl SegmentReport {
+    pub fn new(segment: impl Into<String>, list_id: ListId, mode: Mode) -> Self {
+        SegmentReport {
+            segment: segment.into(),
+            list_id,
+            mode,
+            read: 0,
+            rejected: 0,
+            upserted: 0,
+            added: 0,
+            removed: 0,
+            unchanged: 0,
+            failed: 0,
+            calls: 0,
+            truncated_values: 0,
+        }
+    }
+
+    /// Whether `read = rejected + upserted + unchanged + failed` holds.
+    pub fn adds_up(&self) -> bool {
+        self.read == self.rejected + self.upserted + self.unchanged + self.failed
+    }
+}
+
+/// The class and message of the error that ended a run. Never holds a
+/// secret or an email address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+/// The outcome of one run of one destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub destination: String,
+    pub status: RunStatus,
+    pub segments: Vec<SegmentReport>,
+    pub calls_total: u64,
+    pub duration_ms: u64,
+    /// The CSV file holding every rejected row, when there was one.
+    pub rejects_file: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub error: Option<RunError>,
+}
+
+impl RunReport {
+    pub fn error_class(&self) -> Option<ErrorClass> {
+        self.error.as_ref().map(|e| e.class)
+    }
+}
+
+/// Marketo list ids are integers and users write them as such; print them
+/// as numbers when they are, as strings otherwise.
+fn list_id_as_number<S: Serializer>(id: &ListId, s: S) -> Result<S::Ok, S::Error> {
+    match id.0.parse::<u64>() {
+        Ok(n) if n.to_string() == id.0 => s.serialize_u64(n),
+        _ => s.serialize_str(&id.0),
+    }
+}

@@ -1,0 +1,326 @@
+//! One run of one destination, from start to history.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::execute::{Executor, Stop};
+use super::index::flag;
+use super::plan::{plan_segment, too_large, PlanContext, SegmentPlan};
+use super::rejects::RejectsFile;
+use super::report::{RunError, RunReport, RunStatus, SegmentReport};
+use super::{ensure_consent, RunEvent, RunOptions, Target, DEFAULT_CONCURRENCY};
+use crate::error::{ConfigError, Error, Result};
+use crate::mapping::Mapper;
+use crate::state::{FieldsHash, NewRun, StateStore};
+
+/// Run `target` and record the run in the history.
+///
+/// `Err` only when the run could not start (consent not given, another run
+/// of the destination in progress, the state store unusable). Everything
+/// that happens once it started (a source error, a segment over
+/// `max_profiles`, a spent quota) is in the report's status and error.
+pub async fn run_target(
+    target: &Target,
+    store: &StateStore,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    ensure_consent(&target.name, &target.settings)?;
+    let clock = Instant::now();
+    let started_at = crate::state::now();
+    let run_id = store.begin_run(&NewRun {
+        destination: &target.name,
+        display_name: &target.settings.display_name,
+        export_user: &target.settings.export_user.0,
+        dry_run: options.dry_run,
+        full: options.full,
+        reconcile: options.reconcile,
+    })?;
+    tracing::info!(run_id, destination = %target.name, dry_run = options.dry_run, "run started");
+    if let Some(o) = options.observer.as_deref() {
+        o.event(&RunEvent::RunStarted {
+            run_id,
+            destination: &target.name,
+        });
+    }
+    let rejects_dir = options.rejects_dir.clone().unwrap_or_else(|| {
+        store
+            .path()
+            .and_then(|p| p.parent())
+            .map(|d| d.join("rejects"))
+            .unwrap_or_else(|| PathBuf::from(".audex/rejects"))
+    });
+    let mut rejects = RejectsFile::new(rejects_dir.join(format!("run-{run_id}.csv")));
+    let mut report = RunReport {
+        run_id,
+        destination: target.name.clone(),
+        status: RunStatus::Running,
+        segments: target
+            .exports
+            .iter()
+            .map(|e| SegmentReport::new(&e.spec.segment, e.spec.list.clone(), e.spec.mode))
+            .collect(),
+        calls_total: 0,
+        duration_ms: 0,
+        rejects_file: None,
+        started_at,
+        finished_at: String::new(),
+        error: None,
+    };
+
+    let ending = drive(target, store, options, &mut rejects, &mut report).await;
+    let (status, error) = match ending {
+        Err(e) if e.is_quota_exhausted() => (RunStatus::Paused, Some(e)),
+        Err(e) => (RunStatus::Failed, Some(e)),
+        Ok(Ending {
+            stop: Some(Stop::Paused(e)),
+            ..
+        }) => (RunStatus::Paused, Some(e)),
+        Ok(Ending {
+            stop: Some(Stop::Failed(e)),
+            ..
+        }) => (RunStatus::Failed, Some(e)),
+        Ok(Ending {
+            stop: Some(Stop::Interrupted),
+            ..
+        }) => (RunStatus::Interrupted, None),
+        Ok(Ending {
+            call_error: Some(e),
+            ..
+        }) => (RunStatus::Failed, Some(e)),
+        Ok(_) if options.dry_run => (RunStatus::DryRun, None),
+        Ok(_) => (RunStatus::Succeeded, None),
+    };
+    report.status = status;
+    report.error = error.map(|e| RunError {
+        class: e.class(),
+        message: describe(&e),
+    });
+    match rejects.finish() {
+        Ok(path) => report.rejects_file = path.map(|p| p.display().to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "the rejects file is incomplete");
+            if report.error.is_none() {
+                report.status = RunStatus::Failed;
+                report.error = Some(RunError {
+                    class: e.class(),
+                    message: describe(&e),
+                });
+            }
+        }
+    }
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report.finished_at = crate::state::now();
+    if let Err(e) = store.finish_run(&report) {
+        tracing::error!(run_id, error = %e, "cannot record the run's end in the history");
+    }
+    tracing::info!(run_id, status = %report.status, calls = report.calls_total,
+        duration_ms = report.duration_ms, "run finished");
+    Ok(report)
+}
+
+/// The message with its config errors and hint, on one line each.
+fn describe(e: &Error) -> String {
+    e.to_string()
+}
+
+struct Ending {
+    stop: Option<Stop>,
+    /// A call failed as a whole but the run went on.
+    call_error: Option<Error>,
+}
+
+async fn drive(
+    target: &Target,
+    store: &StateStore,
+    options: &RunOptions,
+    rejects: &mut RejectsFile,
+    report: &mut RunReport,
+) -> Result<Ending> {
+    let dest = &target.destination;
+    let limits = dest.limits();
+    let batch_size = limits.batch_size.max(1);
+    let concurrency = limits.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
+    let observer = options.observer.as_deref();
+    if options.reconcile && !dest.capabilities().can_read_members {
+        return Err(Error::config(vec![ConfigError::new(
+            format!("destinations.{}", target.name),
+            "this destination cannot read its lists back, so --reconcile is not available",
+        )]));
+    }
+
+    // A later export's size must not be discovered after an earlier one
+    // wrote: with several exports, count them all first.
+    if target.exports.len() > 1 {
+        for export in &target.exports {
+            let n = export.source.count(&export.query).await?;
+            if n > target.settings.max_profiles {
+                return Err(too_large(export, target.settings.max_profiles).await);
+            }
+        }
+    }
+
+    if options.cancel.is_cancelled() {
+        return Ok(Ending {
+            stop: Some(Stop::Interrupted),
+            call_error: None,
+        });
+    }
+    report.calls_total += 1;
+    let fields = dest.fields().await?;
+
+    let mut dry_run_sent: Option<HashMap<String, FieldsHash>> =
+        (options.dry_run && target.exports.len() > 1).then(HashMap::new);
+    let mut call_error = None;
+    for (n, export) in target.exports.iter().enumerate() {
+        if options.cancel.is_cancelled() {
+            return Ok(Ending {
+                stop: Some(Stop::Interrupted),
+                call_error,
+            });
+        }
+        let segment = export.spec.segment.as_str();
+        if let Some(o) = observer {
+            o.event(&RunEvent::SegmentStarted {
+                segment,
+                list: &export.spec.list.0,
+            });
+        }
+        let schema = export.source.schema(&export.query).await?;
+        let mapper = Mapper::new(
+            &target.settings.mapping,
+            dest.lookup_field(),
+            &fields,
+            &schema,
+        )
+        .map_err(|e| under_destination(e, &target.name))?;
+        let cx = PlanContext {
+            destination_name: &target.name,
+            destination: dest.as_ref(),
+            store,
+            max_profiles: target.settings.max_profiles,
+            full: options.full,
+            reconcile: options.reconcile,
+            cancel: &options.cancel,
+            observer,
+            dry_run_sent: dry_run_sent.as_ref(),
+        };
+        let planned = plan_segment(&cx, export, &mapper, mapper.lookup_column(), rejects).await;
+        let Some(mut plan) = planned? else {
+            return Ok(Ending {
+                stop: Some(Stop::Interrupted),
+                call_error,
+            });
+        };
+        let seg = &mut report.segments[n];
+        seg.read = plan.read;
+        seg.truncated_values = plan.truncated_values;
+        seg.calls = plan.calls;
+        let estimated = plan.estimated_calls(batch_size);
+        let to_add = plan.to_add_count();
+        tracing::info!(segment, rows = plan.read, valid = plan.index.len(),
+            upserts = plan.to_upsert.len(), adds = to_add, removes = plan.to_remove.len(),
+            estimated_calls = estimated, "planned");
+        if let Some(o) = observer {
+            o.event(&RunEvent::Planned {
+                segment,
+                upserts: plan.to_upsert.len() as u64,
+                adds: to_add,
+                removes: plan.to_remove.len() as u64,
+                unchanged: (plan.index.len() - plan.to_upsert.len()) as u64,
+                rejected: plan.rejected,
+                estimated_calls: estimated,
+            });
+        }
+
+        let mut stop = None;
+        if options.dry_run {
+            seg.rejected = plan.rejected;
+            seg.upserted = plan.to_upsert.len() as u64;
+            seg.unchanged = (plan.index.len() - plan.to_upsert.len()) as u64;
+            seg.added = to_add;
+            seg.removed = plan.to_remove.len() as u64;
+            seg.calls += estimated;
+            if let Some(sent) = dry_run_sent.as_mut() {
+                for &i in &plan.to_upsert {
+                    sent.insert(plan.index.key(i).to_string(), plan.index.entry(i).hash);
+                }
+            }
+        } else {
+            if let Some(remote) = plan.remote_members.take() {
+                store.replace_members(&target.name, &export.spec.list.0, &remote)?;
+            }
+            let mut exec = Executor {
+                destination_name: &target.name,
+                segment,
+                list: &export.spec.list,
+                destination: dest.clone(),
+                store,
+                batch_size,
+                concurrency,
+                cancel: &options.cancel,
+                observer,
+                rejects,
+            };
+            let out = exec.run(&mut plan).await;
+            count_rows(&plan, seg);
+            seg.added = out.added;
+            seg.removed = out.removed;
+            seg.calls += out.calls;
+            stop = out.stop;
+            if out.last_error.is_some() {
+                call_error = out.last_error;
+            }
+        }
+        debug_assert!(seg.adds_up(), "{seg:?}");
+        report.calls_total += seg.calls;
+        if let Some(o) = observer {
+            o.event(&RunEvent::SegmentFinished { report: seg });
+        }
+        if stop.is_some() {
+            return Ok(Ending { stop, call_error });
+        }
+    }
+    Ok(Ending {
+        stop: None,
+        call_error,
+    })
+}
+
+/// Put each row of an executed plan in exactly one bucket (see
+/// [`super::report`]).
+pub(crate) fn count_rows(plan: &SegmentPlan, seg: &mut SegmentReport) {
+    seg.rejected = plan.rejected;
+    seg.upserted = 0;
+    seg.unchanged = 0;
+    seg.failed = 0;
+    for e in plan.index.entries() {
+        if e.has(flag::REJECTED) {
+            seg.rejected += 1;
+        } else if e.has(flag::FAILED)
+            || (e.has(flag::NEEDS_UPSERT) && !e.has(flag::UPSERTED))
+            || (e.has(flag::NEEDS_ADD) && !e.has(flag::ADDED))
+        {
+            seg.failed += 1;
+        } else if e.has(flag::NEEDS_UPSERT) {
+            seg.upserted += 1;
+        } else {
+            seg.unchanged += 1;
+        }
+    }
+}
+
+/// Mapping errors name paths relative to the destination's block.
+fn under_destination(e: Error, name: &str) -> Error {
+    if e.config_errors().is_empty() {
+        return e;
+    }
+    let prefix = format!("destinations.{name}");
+    Error::config(
+        e.config_errors()
+            .iter()
+            .cloned()
+            .map(|c| c.under(&prefix))
+            .collect(),
+    )
+}

@@ -1,0 +1,916 @@
+//! Engine tests with in-process fakes of a source and a destination. The
+//! end-to-end tests (real HTTP to the Marketo simulator, the CLI) live in
+//! the workspace's `tests/run.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use proptest::prelude::*;
+
+use super::*;
+use crate::error::ErrorClass;
+use crate::destination::{Capabilities, CheckResult, FieldSpec, FieldType, Limits};
+use crate::record::{
+    FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordOutcome, Rejection,
+    RemoteMember,
+};
+use crate::settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
+use crate::source::RecordBatchStream;
+
+// ---------------------------------------------------------------- fakes
+
+/// Rows of a segment: (email, first name).
+#[derive(Debug, Clone)]
+struct FakeSource {
+    rows: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+    batch_rows: usize,
+}
+
+impl FakeSource {
+    fn new(rows: Vec<(Option<String>, Option<String>)>) -> Self {
+        FakeSource {
+            rows: Arc::new(Mutex::new(rows)),
+            batch_rows: 7,
+        }
+    }
+    fn emails(emails: &[String]) -> Self {
+        Self::new(
+            emails
+                .iter()
+                .map(|e| (Some(e.clone()), Some(format!("n-{e}"))))
+                .collect(),
+        )
+    }
+    fn set(&self, rows: Vec<(Option<String>, Option<String>)>) {
+        *self.rows.lock().unwrap() = rows;
+    }
+    fn batches(&self) -> Vec<RecordBatch> {
+        let rows = self.rows.lock().unwrap().clone();
+        rows.chunks(self.batch_rows.max(1))
+            .map(|chunk| {
+                let email: ArrayRef = Arc::new(StringArray::from(
+                    chunk.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                ));
+                let name: ArrayRef = Arc::new(StringArray::from(
+                    chunk.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+                ));
+                RecordBatch::try_from_iter([("email", email), ("first_name", name)]).unwrap()
+            })
+            .collect()
+    }
+}
+
+fn schema() -> SchemaRef {
+    FakeSource::new(vec![(None, None)]).batches()[0].schema()
+}
+
+#[async_trait]
+impl SegmentSource for FakeSource {
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn schema(&self, _: &SegmentQuery) -> Result<SchemaRef> {
+        Ok(schema())
+    }
+    async fn stream(&self, _: &SegmentQuery) -> Result<RecordBatchStream> {
+        Ok(Box::pin(futures::stream::iter(
+            self.batches().into_iter().map(Ok),
+        )))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Remote {
+    next_id: u64,
+    /// key -> (id, fields)
+    leads: HashMap<String, (u64, BTreeMap<String, FieldValue>)>,
+    lists: HashMap<String, BTreeSet<u64>>,
+    /// (kind, records) of every call, in order.
+    calls: Vec<(&'static str, usize)>,
+    /// Calls allowed before the quota is spent.
+    quota: Option<u64>,
+    /// Keys whose upsert is refused.
+    refuse: HashSet<String>,
+    /// Every upserted key with how many times it was created.
+    created: HashMap<String, u32>,
+}
+
+#[derive(Debug)]
+struct FakeDest {
+    remote: Mutex<Remote>,
+    limits: Limits,
+    latency: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl FakeDest {
+    fn new(batch_size: usize, concurrency: usize) -> Arc<Self> {
+        Arc::new(FakeDest {
+            remote: Mutex::new(Remote::default()),
+            limits: Limits {
+                batch_size,
+                rate: None,
+                max_concurrency: Some(concurrency),
+                daily_budget: None,
+            },
+            latency: Duration::from_millis(5),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })
+    }
+    fn list(&self, list: &str) -> BTreeSet<String> {
+        let r = self.remote.lock().unwrap();
+        let ids = r.lists.get(list).cloned().unwrap_or_default();
+        r.leads
+            .iter()
+            .filter(|(_, (id, _))| ids.contains(id))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+    fn calls(&self, kind: &str) -> usize {
+        self.remote
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.0 == kind)
+            .count()
+    }
+    fn total_calls(&self) -> usize {
+        self.remote.lock().unwrap().calls.len()
+    }
+    /// Enter a call: count it, spend quota, track concurrency, wait.
+    async fn enter(&self, kind: &'static str, n: usize) -> Result<()> {
+        {
+            let mut r = self.remote.lock().unwrap();
+            assert!(n <= self.limits.batch_size, "batch of {n}");
+            r.calls.push((kind, n));
+            if let Some(q) = r.quota.as_mut() {
+                if *q == 0 {
+                    return Err(Error::quota_exhausted("daily quota reached"));
+                }
+                *q -= 1;
+            }
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.latency).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Destination for FakeDest {
+    fn limits(&self) -> Limits {
+        self.limits.clone()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            records_must_exist: true,
+            can_read_members: true,
+        }
+    }
+    fn lookup_field(&self) -> &str {
+        "email"
+    }
+    async fn check(&self, _: &[ListId], _: &[String]) -> Vec<CheckResult> {
+        Vec::new()
+    }
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        self.remote.lock().unwrap().calls.push(("fields", 0));
+        let spec = |name: &str, data_type| FieldSpec {
+            name: name.into(),
+            data_type,
+            max_length: Some(255),
+            writable: true,
+        };
+        Ok(vec![
+            spec("email", FieldType::Email),
+            spec("firstName", FieldType::String),
+        ])
+    }
+    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+        self.enter("upsert", records.len()).await?;
+        let mut r = self.remote.lock().unwrap();
+        let mut out = Vec::new();
+        for rec in records {
+            let key = rec.key.as_str().to_string();
+            if r.refuse.contains(&key) {
+                out.push(RecordOutcome {
+                    key: rec.key.clone(),
+                    result: Err(Rejection {
+                        code: "1003".into(),
+                        message: "Invalid value".into(),
+                    }),
+                });
+                continue;
+            }
+            let id = match r.leads.get(&key) {
+                Some((id, _)) => *id,
+                None => {
+                    r.next_id += 1;
+                    *r.created.entry(key.clone()).or_default() += 1;
+                    r.next_id
+                }
+            };
+            r.leads.insert(key, (id, rec.fields.clone()));
+            out.push(RecordOutcome {
+                key: rec.key.clone(),
+                result: Ok(MemberId(id.to_string())),
+            });
+        }
+        Ok(out)
+    }
+    async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>> {
+        self.enter("add", members.len()).await?;
+        let mut r = self.remote.lock().unwrap();
+        let known: HashSet<u64> = r.leads.values().map(|(id, _)| *id).collect();
+        let mut out = Vec::new();
+        for m in members {
+            let id: u64 = m.id.0.parse().unwrap();
+            let result = if known.contains(&id) {
+                r.lists.entry(list.0.clone()).or_default().insert(id);
+                Ok(())
+            } else {
+                Err(Rejection {
+                    code: "1004".into(),
+                    message: "Lead not found".into(),
+                })
+            };
+            out.push(MemberOutcome {
+                key: m.key.clone(),
+                result,
+            });
+        }
+        Ok(out)
+    }
+    async fn remove_members(
+        &self,
+        list: &ListId,
+        members: &[Member],
+    ) -> Result<Vec<MemberOutcome>> {
+        self.enter("remove", members.len()).await?;
+        let mut r = self.remote.lock().unwrap();
+        let set = r.lists.entry(list.0.clone()).or_default();
+        Ok(members
+            .iter()
+            .map(|m| {
+                set.remove(&m.id.0.parse().unwrap());
+                MemberOutcome {
+                    key: m.key.clone(),
+                    result: Ok(()),
+                }
+            })
+            .collect())
+    }
+    fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>> {
+        let r = self.remote.lock().unwrap();
+        let ids = r.lists.get(&list.0).cloned().unwrap_or_default();
+        let by_id: HashMap<u64, String> =
+            r.leads.iter().map(|(k, (id, _))| (*id, k.clone())).collect();
+        let members: Vec<RemoteMember> = ids
+            .iter()
+            .map(|id| RemoteMember {
+                id: MemberId(id.to_string()),
+                key: by_id.get(id).map(|k| RecordKey::new(k.clone())),
+            })
+            .collect();
+        let pages: Vec<Result<Vec<RemoteMember>>> = members
+            .chunks(self.limits.batch_size)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        drop(r);
+        Box::pin(futures::stream::iter(pages))
+    }
+}
+
+use crate::record::RecordKey;
+
+// ---------------------------------------------------------------- helpers
+
+fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
+    ExportSettings {
+        display_name: "Fake".into(),
+        data_privacy_consent: true,
+        export_user: ExportUser("ops@example.com".into()),
+        mapping: [("email", "email"), ("firstName", "first_name")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        list_id: None,
+        mode,
+        exports: exports
+            .iter()
+            .map(|(s, l)| ExportEntry {
+                segment: s.to_string(),
+                list_id: Some(ListId(l.to_string())),
+                mode: None,
+            })
+            .collect(),
+        max_profiles: 1_000_000,
+        schedule: None,
+        timezone: None,
+    }
+}
+
+fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode) -> Target {
+    let exports: Vec<(&str, u64)> = sources.iter().map(|(s, l, _)| (*s, *l)).collect();
+    let settings = settings(&exports, mode);
+    Target {
+        name: "fake".into(),
+        destination: dest.clone(),
+        exports: sources
+            .iter()
+            .map(|(s, l, src)| TargetExport {
+                spec: ExportSpec {
+                    segment: s.to_string(),
+                    list: ListId(l.to_string()),
+                    mode,
+                },
+                source: Arc::new((*src).clone()),
+                query: SegmentQuery::Table("profiles".into()),
+            })
+            .collect(),
+        settings,
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: StateStore,
+    options: RunOptions,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let options = RunOptions {
+        rejects_dir: Some(dir.path().join("rejects")),
+        ..RunOptions::default()
+    };
+    Env {
+        _dir: dir,
+        store,
+        options,
+    }
+}
+
+fn emails(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|n| format!("user{n}@example.com")).collect()
+}
+
+fn set(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
+}
+
+fn rejects(report: &RunReport) -> Vec<Vec<String>> {
+    let Some(path) = &report.rejects_file else {
+        return Vec::new();
+    };
+    let mut r = csv::Reader::from_path(path).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(start_paused = true)]
+async fn first_run_fills_the_list_and_counts_add_up() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let mut rows: Vec<(Option<String>, Option<String>)> = emails(0..45)
+        .into_iter()
+        .map(|m| (Some(m), Some("Ann".into())))
+        .collect();
+    rows.push((Some("not-an-email".into()), Some("Bad".into())));
+    rows.push((None, Some("Nobody".into())));
+    // Same key after trimming and lowercasing: a duplicate of row 1.
+    rows.push((Some("  USER0@Example.com ".into()), Some("Dup".into())));
+    let src = FakeSource::new(rows);
+    let t = target(&dest, &[("all", 1001, &src)], Mode::Mirror);
+
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let s = &report.segments[0];
+    assert_eq!(
+        (s.read, s.rejected, s.upserted, s.unchanged, s.failed, s.added, s.removed),
+        (48, 3, 45, 0, 0, 45, 0)
+    );
+    assert!(s.adds_up());
+    assert_eq!(dest.list("1001"), set(&emails(0..45)));
+    // 5 upserts + 5 adds of 10, plus describe.
+    assert_eq!(s.calls, 10);
+    assert_eq!(report.calls_total, 11);
+    assert_eq!(dest.total_calls(), 11);
+    assert_eq!(dest.max_in_flight.load(Ordering::SeqCst), 3);
+
+    let lines = rejects(&report);
+    let codes: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l[1].as_str(), l[4].as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("46", "invalid_email"), ("47", "missing_key"), ("48", DUPLICATE_KEY)]
+    );
+    assert!(lines[2][5].contains("row 1"), "{:?}", lines[2]);
+    assert_eq!(e.store.record_count("fake").unwrap(), 45);
+    assert_eq!(e.store.member_count("fake", "1001").unwrap(), 45);
+
+    let history = e.store.run(report.run_id).unwrap().unwrap();
+    assert_eq!(history.status, RunStatus::Succeeded);
+    assert_eq!(history.export_user, "ops@example.com");
+    assert_eq!(history.segments, report.segments);
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_runs_send_only_changes_and_mirror_removes_leavers() {
+    let e = env();
+    let dest = FakeDest::new(10, 4);
+    let all = emails(0..100);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+
+    // Nothing changed: only the describe call.
+    let before = dest.total_calls();
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(dest.total_calls() - before, 1);
+    assert_eq!(
+        (r.segments[0].unchanged, r.segments[0].upserted, r.segments[0].calls),
+        (100, 0, 0)
+    );
+
+    // 3 changed, 2 gone, 4 new.
+    let mut rows: Vec<(Option<String>, Option<String>)> = all[2..]
+        .iter()
+        .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+        .collect();
+    for r in rows.iter_mut().take(3) {
+        r.1 = Some("changed".into());
+    }
+    for m in emails(100..104) {
+        rows.push((Some(m.clone()), Some("new".into())));
+    }
+    src.set(rows);
+    let before = dest.remote.lock().unwrap().calls.len();
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    let s = &r.segments[0];
+    assert_eq!(
+        (s.read, s.upserted, s.unchanged, s.added, s.removed, s.failed),
+        (102, 7, 95, 4, 2, 0)
+    );
+    let calls: Vec<_> = dest.remote.lock().unwrap().calls[before..].to_vec();
+    assert_eq!(
+        calls,
+        vec![("fields", 0), ("upsert", 7), ("add", 4), ("remove", 2)]
+    );
+    let mut expected = set(&all[2..]);
+    expected.extend(emails(100..104));
+    assert_eq!(dest.list("7"), expected);
+    assert_eq!(
+        dest.remote.lock().unwrap().leads["user5@example.com"].1["firstName"],
+        FieldValue::Text("n-user5@example.com".into())
+    );
+    assert_eq!(
+        dest.remote.lock().unwrap().leads["user2@example.com"].1["firstName"],
+        FieldValue::Text("changed".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn append_mode_keeps_leavers() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    let src = FakeSource::emails(&emails(0..20));
+    let t = target(&dest, &[("all", 7, &src)], Mode::Append);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    src.set(FakeSource::emails(&emails(5..25)).rows.lock().unwrap().clone());
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.segments[0].removed, 0);
+    assert_eq!(r.segments[0].added, 5);
+    assert_eq!(dest.list("7"), set(&emails(0..25)));
+    assert_eq!(dest.calls("remove"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_writes_nothing_and_estimates_the_real_calls() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..95));
+    let other = FakeSource::emails(&emails(50..130));
+    let t = target(&dest, &[("a", 1, &src), ("b", 2, &other)], Mode::Mirror);
+    let dry = RunOptions {
+        dry_run: true,
+        ..e.options.clone()
+    };
+    let plan = run_target(&t, &e.store, &dry).await.unwrap();
+    assert_eq!(plan.status, RunStatus::DryRun);
+    assert_eq!(dest.calls("upsert") + dest.calls("add") + dest.calls("remove"), 0);
+    assert_eq!(e.store.record_count("fake").unwrap(), 0);
+    // Segment b's first 45 rows are upserted by a: counted once.
+    assert_eq!(plan.segments[1].upserted, 35);
+    assert_eq!(plan.segments[1].added, 80);
+
+    let real = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(real.status, RunStatus::Succeeded);
+    assert_eq!(plan.calls_total, real.calls_total);
+    for (p, r) in plan.segments.iter().zip(&real.segments) {
+        assert_eq!(p, r);
+    }
+    // Records upserted once serve both lists.
+    assert_eq!(dest.remote.lock().unwrap().leads.len(), 130);
+    let upserted: usize = dest
+        .remote
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|c| c.0 == "upsert")
+        .map(|c| c.1)
+        .sum();
+    assert_eq!(upserted, 130);
+    assert_eq!(dest.list("2"), set(&emails(50..130)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_segment_over_max_profiles_is_refused_before_any_write() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..30));
+    let mut t = target(&dest, &[("big", 1, &src)], Mode::Mirror);
+    t.settings.max_profiles = 25;
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    let err = r.error.unwrap();
+    assert_eq!(err.class, ErrorClass::Config);
+    assert!(err.message.contains("`big`"), "{}", err.message);
+    assert!(err.message.contains("30 profiles"), "{}", err.message);
+    assert!(err.message.contains("max_profiles (25)"), "{}", err.message);
+    assert_eq!(dest.calls("upsert") + dest.calls("add"), 0);
+
+    // With two exports the second one's size is checked before the first writes.
+    let small = FakeSource::emails(&emails(0..5));
+    let mut t = target(&dest, &[("small", 1, &small), ("big", 2, &src)], Mode::Mirror);
+    t.settings.max_profiles = 25;
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(dest.calls("upsert") + dest.calls("add"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spent_quota_pauses_and_the_next_run_resumes_without_resending() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    let all = emails(0..100);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+    dest.remote.lock().unwrap().quota = Some(7);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Paused);
+    assert_eq!(r.error.as_ref().unwrap().class, ErrorClass::QuotaExhausted);
+    let s = &r.segments[0];
+    assert!(s.adds_up(), "{s:?}");
+    assert!(s.failed > 0);
+    let upserted_first = dest
+        .remote
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|c| c.0 == "upsert")
+        .count();
+    assert!(upserted_first > 0);
+
+    dest.remote.lock().unwrap().quota = None;
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(dest.list("3"), set(&all));
+    // Every record was created once, and upserts confirmed by the first run
+    // were not sent again.
+    let remote = dest.remote.lock().unwrap();
+    assert!(remote.created.values().all(|&n| n == 1));
+    let sent: usize = remote
+        .calls
+        .iter()
+        .filter(|c| c.0 == "upsert")
+        .map(|c| c.1)
+        .sum();
+    assert!(sent <= 100 + 2 * 10, "{sent}");
+}
+
+/// An observer that cancels the run after `after` finished calls.
+struct CancelAfter {
+    token: CancellationToken,
+    after: usize,
+    seen: AtomicUsize,
+}
+
+impl RunObserver for CancelAfter {
+    fn event(&self, event: &RunEvent<'_>) {
+        if let RunEvent::CallFinished { .. } = event {
+            if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+                self.token.cancel();
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_finishes_in_flight_calls_and_ends_interrupted() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let all = emails(0..200);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+    let token = CancellationToken::new();
+    let opts = RunOptions {
+        cancel: token.clone(),
+        observer: Some(Arc::new(CancelAfter {
+            token,
+            after: 4,
+            seen: AtomicUsize::new(0),
+        })),
+        ..e.options.clone()
+    };
+    let r = run_target(&t, &e.store, &opts).await.unwrap();
+    assert_eq!(r.status, RunStatus::Interrupted);
+    assert!(r.segments[0].adds_up());
+    // The 4th call ended with 2 still in flight; they finished and counted.
+    assert_eq!(dest.total_calls(), 1 + 4 + 2);
+    assert_eq!(e.store.record_count("fake").unwrap(), 60);
+
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.segments[0].upserted, 140);
+    assert_eq!(r.segments[0].unchanged, 60);
+    assert_eq!(dest.list("3"), set(&all));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_dropped_mid_flight_loses_nothing_on_rerun() {
+    // Dropping the run's future is what a SIGKILL does to it: calls in flight
+    // may have reached the destination, but their checkpoints never happen.
+    for stop_after in [1usize, 3, 6, 9, 12] {
+        let e = env();
+        let dest = FakeDest::new(10, 3);
+        let all = emails(0..60);
+        let src = FakeSource::emails(&all);
+        let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+        // Two leavers from an earlier run, so there are removals to cut into.
+        run_target(
+            &t_with(&dest, &FakeSource::emails(&emails(0..62))),
+            &e.store,
+            &e.options,
+        )
+        .await
+        .unwrap();
+        let start = dest.total_calls();
+        let run = run_target(&t, &e.store, &e.options);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                _ = &mut run => break,
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+            if dest.total_calls() >= start + stop_after {
+                break;
+            }
+        }
+        drop(run);
+        // The dropped run stays `running` under this (live) process id; a
+        // killed process would be gone.
+        e.store
+            .lock()
+            .execute("UPDATE runs SET pid = -1 WHERE status = 'running'", [])
+            .unwrap();
+        let r = run_target(&t, &e.store, &e.options).await.unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded, "stop after {stop_after}");
+        assert_eq!(dest.list("3"), set(&all), "stop after {stop_after}");
+        assert!(dest.remote.lock().unwrap().created.values().all(|&n| n == 1));
+    }
+}
+
+fn t_with(dest: &Arc<FakeDest>, src: &FakeSource) -> Target {
+    target(dest, &[("all", 3, src)], Mode::Mirror)
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_removes_strays_and_readds_members_removed_by_hand() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let all = emails(0..30);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    {
+        let mut r = dest.remote.lock().unwrap();
+        // A stray added by another tool, and a member removed by hand.
+        r.leads.insert("stray@example.com".into(), (999, BTreeMap::new()));
+        let list = r.lists.get_mut("3").unwrap();
+        list.insert(999);
+        let id = r.leads["user4@example.com"].0;
+        r.lists.get_mut("3").unwrap().remove(&id);
+    }
+    // Without reconcile the engine trusts its state: nothing to do.
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!((r.segments[0].added, r.segments[0].removed), (0, 0));
+
+    let opts = RunOptions {
+        reconcile: true,
+        ..e.options.clone()
+    };
+    let r = run_target(&t, &e.store, &opts).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!((r.segments[0].added, r.segments[0].removed), (1, 1));
+    assert_eq!(r.segments[0].upserted, 0);
+    // 3 pages read, 1 add, 1 remove.
+    assert_eq!(r.segments[0].calls, 5);
+    assert_eq!(dest.list("3"), set(&all));
+    assert_eq!(e.store.member_count("fake", "3").unwrap(), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn destination_rejections_are_reported_and_retried_next_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let all = emails(0..25);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+    dest.remote
+        .lock()
+        .unwrap()
+        .refuse
+        .insert("user7@example.com".into());
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    let s = &r.segments[0];
+    assert_eq!((s.rejected, s.upserted, s.added), (1, 24, 24));
+    assert!(s.adds_up());
+    let lines = rejects(&r);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (lines[0][1].as_str(), lines[0][2].as_str(), lines[0][4].as_str()),
+        ("8", "user7@example.com", "1003")
+    );
+    dest.remote.lock().unwrap().refuse.clear();
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!((r.segments[0].upserted, r.segments[0].added), (1, 1));
+    assert_eq!(dest.list("3"), set(&all));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_deleted_in_the_destination_is_forgotten_and_resent() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..5));
+    let t1 = target(&dest, &[("a", 1, &src)], Mode::Mirror);
+    run_target(&t1, &e.store, &e.options).await.unwrap();
+    dest.remote.lock().unwrap().leads.remove("user2@example.com");
+    // A second list: the engine trusts its records and only adds.
+    let t2 = target(&dest, &[("a", 2, &src)], Mode::Mirror);
+    let r = run_target(&t2, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!((r.segments[0].added, r.segments[0].failed), (4, 1));
+    assert_eq!(rejects(&r)[0][4], "1004");
+    let r = run_target(&t2, &e.store, &e.options).await.unwrap();
+    assert_eq!((r.segments[0].upserted, r.segments[0].added), (1, 1));
+    assert_eq!(dest.list("2"), set(&emails(0..5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_resends_everything() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..25));
+    let t = target(&dest, &[("a", 1, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    let opts = RunOptions {
+        full: true,
+        ..e.options.clone()
+    };
+    let r = run_target(&t, &e.store, &opts).await.unwrap();
+    let s = &r.segments[0];
+    assert_eq!((s.upserted, s.unchanged, s.added, s.calls), (25, 0, 25, 6));
+    assert!(dest.remote.lock().unwrap().created.values().all(|&n| n == 1));
+}
+
+#[tokio::test]
+async fn consent_cannot_be_bypassed() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..3));
+    let mut t = target(&dest, &[("a", 1, &src)], Mode::Mirror);
+    t.settings.data_privacy_consent = false;
+    let err = run_target(&t, &e.store, &e.options).await.unwrap_err();
+    assert!(err.is_config());
+    assert_eq!(
+        err.config_errors()[0].path,
+        "destinations.fake.data_privacy_consent"
+    );
+    assert_eq!(dest.total_calls(), 0);
+    assert!(e.store.runs(10).unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mapping_error_fails_the_run_with_its_config_path() {
+    let e = env();
+    let dest = FakeDest::new(10, 3);
+    let src = FakeSource::emails(&emails(0..3));
+    let mut t = target(&dest, &[("a", 1, &src)], Mode::Mirror);
+    t.settings
+        .mapping
+        .insert("lastName".into(), "last_name".into());
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    let err = r.error.unwrap();
+    assert_eq!(err.class, ErrorClass::Config);
+    assert!(err.message.contains("destinations.fake.mapping.lastName"), "{}", err.message);
+    assert_eq!(dest.calls("upsert"), 0);
+}
+
+#[test]
+fn estimate_rounds_each_kind_up_to_whole_batches() {
+    assert_eq!(estimate_calls(0, 0, 0, 300), 0);
+    assert_eq!(estimate_calls(1, 1, 1, 300), 3);
+    assert_eq!(estimate_calls(300, 301, 600, 300), 1 + 2 + 2);
+    assert_eq!(estimate_calls(1_000_000, 1_000_000, 0, 300), 6668);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever the segments before and after, and the batch size and
+    /// concurrency: the list ends equal to the valid distinct keys, the
+    /// counts add up, no batch exceeds the batch size, and the calls are
+    /// exactly the estimate.
+    #[test]
+    fn runs_converge_to_the_segment(
+        before in proptest::collection::vec(0u32..60, 0..80),
+        after in proptest::collection::vec(0u32..60, 0..80),
+        renamed in proptest::collection::vec(0u32..60, 0..10),
+        batch in 1usize..12,
+        concurrency in 1usize..5,
+        append in any::<bool>(),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let e = env();
+            let dest = FakeDest::new(batch, concurrency);
+            let mode = if append { Mode::Append } else { Mode::Mirror };
+            let rows = |keys: &[u32], renamed: &[u32]| -> Vec<(Option<String>, Option<String>)> {
+                keys.iter()
+                    .map(|k| {
+                        let name = if renamed.contains(k) { "renamed" } else { "same" };
+                        (Some(format!("U{k}@x.io")), Some(name.to_string()))
+                    })
+                    .collect()
+            };
+            let src = FakeSource::new(rows(&before, &[]));
+            let t = target(&dest, &[("s", 5, &src)], mode);
+            run_target(&t, &e.store, &e.options).await.unwrap();
+            src.set(rows(&after, &renamed));
+            let dry = run_target(&t, &e.store, &RunOptions { dry_run: true, ..e.options.clone() })
+                .await
+                .unwrap();
+            let start = dest.total_calls();
+            let r = run_target(&t, &e.store, &e.options).await.unwrap();
+            let s = &r.segments[0];
+            prop_assert_eq!(r.status, RunStatus::Succeeded);
+            prop_assert!(s.adds_up());
+            prop_assert_eq!(s.read, after.len() as u64);
+            let distinct_after: BTreeSet<String> =
+                after.iter().map(|k| format!("u{k}@x.io")).collect();
+            let distinct_before: BTreeSet<String> =
+                before.iter().map(|k| format!("u{k}@x.io")).collect();
+            prop_assert_eq!(s.rejected, after.len() as u64 - distinct_after.len() as u64);
+            let expected = if append {
+                distinct_after.union(&distinct_before).cloned().collect()
+            } else {
+                distinct_after.clone()
+            };
+            prop_assert_eq!(dest.list("5"), expected);
+            prop_assert_eq!((dest.total_calls() - start) as u64, r.calls_total);
+            prop_assert_eq!(dry.calls_total, r.calls_total);
+            prop_assert_eq!(&dry.segments, &r.segments);
+            prop_assert!(dest.remote.lock().unwrap().calls.iter().all(|c| c.1 <= batch));
+            prop_assert!(dest.max_in_flight.load(Ordering::SeqCst) <= concurrency);
+            Ok(())
+        })?;
+    }
+}

@@ -1,0 +1,290 @@
+//! The run history: one row per run, one per exported segment.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use super::{db_err, now, StateStore};
+use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport};
+use crate::error::{Error, ErrorClass, Result};
+use crate::record::ListId;
+use crate::settings::Mode;
+
+/// A run about to start.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    pub destination: &'a str,
+    pub display_name: &'a str,
+    /// Who is responsible for the export (from the destination's config).
+    pub export_user: &'a str,
+    pub dry_run: bool,
+    pub full: bool,
+    pub reconcile: bool,
+}
+
+/// A run as the history holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub destination: String,
+    pub display_name: String,
+    pub export_user: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub full: bool,
+    pub reconcile: bool,
+    pub calls_total: u64,
+    pub duration_ms: Option<u64>,
+    pub error: Option<RunError>,
+    pub rejects_file: Option<String>,
+    pub segments: Vec<SegmentReport>,
+}
+
+impl StateStore {
+    /// Record the start of a run and return its id.
+    ///
+    /// Refuses while another live process runs the same destination (two
+    /// runs diffing against the same state would send things twice). A run
+    /// left `running` by a process that no longer exists is marked
+    /// `interrupted` first.
+    pub fn begin_run(&self, run: &NewRun<'_>) -> Result<i64> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err("begin a run"))?;
+        let running: Vec<(i64, i64)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, pid FROM runs WHERE destination = ?1 AND status = 'running'")
+                .map_err(db_err("read running runs"))?;
+            let rows = stmt
+                .query_map(params![run.destination], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db_err("read running runs"))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(db_err("read running runs"))?
+        };
+        for (id, pid) in running {
+            if process_alive(pid) {
+                return Err(Error::new(
+                    ErrorClass::Transient,
+                    format!(
+                        "another run of destination {} is in progress (run {id}, process {pid})",
+                        run.destination
+                    ),
+                )
+                .with_hint("wait for it to finish, or stop it"));
+            }
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?2),
+                        error_class = 'internal',
+                        error = 'the process ended before the run finished (killed or crashed)'
+                 WHERE id = ?1",
+                params![id, now()],
+            )
+            .map_err(db_err("close a stale run"))?;
+        }
+        tx.execute(
+            "INSERT INTO runs (destination, display_name, export_user, started_at, status,
+                               dry_run, full, reconcile, pid)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8)",
+            params![
+                run.destination,
+                run.display_name,
+                run.export_user,
+                now(),
+                run.dry_run,
+                run.full,
+                run.reconcile,
+                i64::from(std::process::id()),
+            ],
+        )
+        .map_err(db_err("record a run"))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(db_err("commit a run"))?;
+        Ok(id)
+    }
+
+    /// Record how a run ended, with its per-segment counts.
+    pub fn finish_run(&self, report: &RunReport) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err("begin finishing a run"))?;
+        tx.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, calls_total = ?4, duration_ms = ?5,
+                    error_class = ?6, error = ?7, rejects_file = ?8
+             WHERE id = ?1",
+            params![
+                report.run_id,
+                report.status.as_str(),
+                report.finished_at,
+                report.calls_total as i64,
+                report.duration_ms as i64,
+                report.error.as_ref().map(|e| e.class.to_string()),
+                report.error.as_ref().map(|e| e.message.clone()),
+                report.rejects_file,
+            ],
+        )
+        .map_err(db_err("finish a run"))?;
+        tx.execute(
+            "DELETE FROM run_segments WHERE run_id = ?1",
+            params![report.run_id],
+        )
+        .map_err(db_err("finish a run"))?;
+        for (i, s) in report.segments.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO run_segments (run_id, position, segment, list_id, mode, read, rejected,
+                     upserted, added, removed, unchanged, failed, calls, truncated_values)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    report.run_id,
+                    i as i64,
+                    s.segment,
+                    s.list_id.0,
+                    s.mode.to_string(),
+                    s.read as i64,
+                    s.rejected as i64,
+                    s.upserted as i64,
+                    s.added as i64,
+                    s.removed as i64,
+                    s.unchanged as i64,
+                    s.failed as i64,
+                    s.calls as i64,
+                    s.truncated_values as i64,
+                ],
+            )
+            .map_err(db_err("record a segment's counts"))?;
+        }
+        tx.commit().map_err(db_err("commit a finished run"))
+    }
+
+    /// The latest `limit` runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let conn = self.lock();
+        let ids: Vec<i64> = {
+            let mut stmt = conn
+                .prepare("SELECT id FROM runs ORDER BY id DESC LIMIT ?1")
+                .map_err(db_err("list runs"))?;
+            let rows = stmt
+                .query_map(params![limit as i64], |r| r.get(0))
+                .map_err(db_err("list runs"))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(db_err("list runs"))?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = read_run(&conn, id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One run, by id.
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+        read_run(&self.lock(), id)
+    }
+}
+
+fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
+    let run = conn
+        .query_row(
+            "SELECT id, destination, display_name, export_user, started_at, finished_at, status,
+                    dry_run, full, reconcile, calls_total, duration_ms, error_class, error,
+                    rejects_file
+             FROM runs WHERE id = ?1",
+            params![id],
+            |r| {
+                let status: String = r.get(6)?;
+                let error_class: Option<String> = r.get(12)?;
+                let error: Option<String> = r.get(13)?;
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    destination: r.get(1)?,
+                    display_name: r.get(2)?,
+                    export_user: r.get(3)?,
+                    started_at: r.get(4)?,
+                    finished_at: r.get(5)?,
+                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+                    dry_run: r.get(7)?,
+                    full: r.get(8)?,
+                    reconcile: r.get(9)?,
+                    calls_total: r.get::<_, i64>(10)?.max(0) as u64,
+                    duration_ms: r.get::<_, Option<i64>>(11)?.map(|d| d.max(0) as u64),
+                    error: error.map(|message| RunError {
+                        class: parse_class(error_class.as_deref()),
+                        message,
+                    }),
+                    rejects_file: r.get(14)?,
+                    segments: Vec::new(),
+                })
+            },
+        )
+        .optional()
+        .map_err(db_err("read a run"))?;
+    let Some(mut run) = run else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare(
+            "SELECT segment, list_id, mode, read, rejected, upserted, added, removed, unchanged,
+                    failed, calls, truncated_values
+             FROM run_segments WHERE run_id = ?1 ORDER BY position",
+        )
+        .map_err(db_err("read a run's segments"))?;
+    let rows = stmt
+        .query_map(params![id], |r| {
+            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            let mode: String = r.get(2)?;
+            Ok(SegmentReport {
+                segment: r.get(0)?,
+                list_id: ListId(r.get(1)?),
+                mode: if mode == "append" {
+                    Mode::Append
+                } else {
+                    Mode::Mirror
+                },
+                read: n(3)?,
+                rejected: n(4)?,
+                upserted: n(5)?,
+                added: n(6)?,
+                removed: n(7)?,
+                unchanged: n(8)?,
+                failed: n(9)?,
+                calls: n(10)?,
+                truncated_values: n(11)?,
+            })
+        })
+        .map_err(db_err("read a run's segments"))?;
+    run.segments = rows
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err("read a run's segments"))?;
+    Ok(Some(run))
+}
+
+fn parse_class(s: Option<&str>) -> ErrorClass {
+    match s {
+        Some("config") => ErrorClass::Config,
+        Some("auth") => ErrorClass::Auth,
+        Some("rate_limited") => ErrorClass::RateLimited,
+        Some("quota_exhausted") => ErrorClass::QuotaExhausted,
+        Some("transient") => ErrorClass::Transient,
+        Some("rejected") => ErrorClass::Rejected,
+        _ => ErrorClass::Internal,
+    }
+}
+
+/// Whether a process with this id is still running (and not a zombie). Only
+/// Linux can tell; elsewhere a `running` row is taken as stale.
+fn process_alive(pid: i64) -> bool {
+    if cfg!(target_os = "linux") {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state letter follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X"),
+            Err(_) => false,
+        }
+    } else {
+        false
+    }
+}

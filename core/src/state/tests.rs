@@ -1,0 +1,266 @@
+use super::*;
+use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport};
+use crate::error::ErrorClass;
+use crate::record::ListId;
+use crate::settings::Mode;
+
+fn rec(key: &str, id: &str, h: u8) -> StoredRecord {
+    StoredRecord {
+        key: key.into(),
+        member_id: id.into(),
+        hash: [h; 16],
+    }
+}
+
+fn member(key: &str, id: &str) -> MemberRow {
+    MemberRow {
+        key: key.into(),
+        member_id: id.into(),
+    }
+}
+
+fn new_run(dest: &str) -> NewRun<'_> {
+    NewRun {
+        destination: dest,
+        display_name: "Marketo",
+        export_user: "ops",
+        dry_run: false,
+        full: false,
+        reconcile: false,
+    }
+}
+
+#[test]
+fn creates_a_private_file_with_the_current_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(".audex/nested/state.db");
+    let store = StateStore::open(&path).expect("open");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert!(path.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let mode: String = store
+        .lock()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    drop(store);
+    // Reopening applies nothing twice.
+    let store = StateStore::open(&path).expect("reopen");
+    let n: i64 = store
+        .lock()
+        .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, i64::from(SCHEMA_VERSION));
+}
+
+#[cfg(unix)]
+#[test]
+fn tightens_an_existing_world_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, b"").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    StateStore::open(&path).expect("open");
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let store = StateStore::open(&path).expect("open");
+    store
+        .lock()
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'x')",
+            [SCHEMA_VERSION + 1],
+        )
+        .expect("insert");
+    drop(store);
+    let err = StateStore::open(&path).expect_err("newer schema");
+    assert!(err.message().contains("newer"), "{err}");
+}
+
+#[test]
+fn checkpoints_records_and_members_per_destination_and_list() {
+    let store = StateStore::open_in_memory().expect("open");
+    let cp = Checkpoint {
+        save_records: vec![rec("a@x.com", "1", 1), rec("b@x.com", "2", 2)],
+        add_members: vec![member("a@x.com", "1")],
+        ..Checkpoint::default()
+    };
+    store.checkpoint("mkto", "1001", &cp).expect("checkpoint");
+    store
+        .checkpoint(
+            "other",
+            "1001",
+            &Checkpoint {
+                save_records: vec![rec("a@x.com", "9", 9)],
+                ..Checkpoint::default()
+            },
+        )
+        .expect("checkpoint");
+    // An update replaces id and hash.
+    store
+        .checkpoint(
+            "mkto",
+            "1002",
+            &Checkpoint {
+                save_records: vec![rec("b@x.com", "2", 7)],
+                add_members: vec![member("b@x.com", "2")],
+                ..Checkpoint::default()
+            },
+        )
+        .expect("checkpoint");
+    let mut seen = Vec::new();
+    let n = store
+        .for_each_record("mkto", |k, id, h| seen.push((k.to_string(), id.to_string(), h[0])))
+        .expect("scan");
+    seen.sort();
+    assert_eq!(n, 2);
+    assert_eq!(
+        seen,
+        vec![("a@x.com".into(), "1".into(), 1), ("b@x.com".into(), "2".into(), 7)]
+    );
+    assert_eq!(store.member_count("mkto", "1001").expect("count"), 1);
+    assert_eq!(store.member_count("mkto", "1002").expect("count"), 1);
+    assert_eq!(
+        store.key_for_member_id("mkto", "2").expect("lookup").as_deref(),
+        Some("b@x.com")
+    );
+    assert_eq!(store.record("other", "a@x.com").expect("get"), Some(rec("a@x.com", "9", 9)));
+
+    store
+        .checkpoint(
+            "mkto",
+            "1001",
+            &Checkpoint {
+                forget_records: vec!["a@x.com".into()],
+                remove_members: vec!["a@x.com".into()],
+                ..Checkpoint::default()
+            },
+        )
+        .expect("checkpoint");
+    assert_eq!(store.record_count("mkto").expect("count"), 1);
+    assert_eq!(store.member_count("mkto", "1001").expect("count"), 0);
+    assert_eq!(store.record_count("other").expect("count"), 1);
+}
+
+#[test]
+fn replace_members_makes_the_list_what_was_read() {
+    let store = StateStore::open_in_memory().expect("open");
+    store
+        .checkpoint(
+            "mkto",
+            "1",
+            &Checkpoint {
+                add_members: vec![member("a", "1"), member("b", "2")],
+                ..Checkpoint::default()
+            },
+        )
+        .expect("checkpoint");
+    store
+        .replace_members("mkto", "1", &[member("b", "2"), member("c", "3")])
+        .expect("replace");
+    let mut keys = Vec::new();
+    store
+        .for_each_member("mkto", "1", |k, _| keys.push(k.to_string()))
+        .expect("scan");
+    keys.sort();
+    assert_eq!(keys, vec!["b", "c"]);
+}
+
+#[test]
+fn purge_deletes_one_destination_and_keeps_history() {
+    let store = StateStore::open_in_memory().expect("open");
+    for dest in ["mkto", "keep"] {
+        store
+            .checkpoint(
+                dest,
+                "1",
+                &Checkpoint {
+                    save_records: vec![rec("a", "1", 1), rec("b", "2", 1)],
+                    add_members: vec![member("a", "1")],
+                    ..Checkpoint::default()
+                },
+            )
+            .expect("checkpoint");
+    }
+    let id = store.begin_run(&new_run("mkto")).expect("begin");
+    let counts = store.purge_destination("mkto").expect("purge");
+    assert_eq!(counts, PurgeCounts { records: 2, members: 1 });
+    assert_eq!(store.record_count("mkto").expect("count"), 0);
+    assert_eq!(store.record_count("keep").expect("count"), 2);
+    assert!(store.run(id).expect("run").is_some());
+}
+
+#[test]
+fn run_history_round_trips_with_segments() {
+    let store = StateStore::open_in_memory().expect("open");
+    let id = store.begin_run(&new_run("mkto")).expect("begin");
+    let running = store.run(id).expect("read").expect("exists");
+    assert_eq!(running.status, RunStatus::Running);
+    assert_eq!(running.export_user, "ops");
+    let mut seg = SegmentReport::new("vip", ListId("1001".into()), Mode::Append);
+    seg.read = 10;
+    seg.rejected = 2;
+    seg.upserted = 8;
+    seg.added = 8;
+    seg.calls = 2;
+    let report = RunReport {
+        run_id: id,
+        destination: "mkto".into(),
+        status: RunStatus::Paused,
+        segments: vec![seg.clone()],
+        calls_total: 3,
+        duration_ms: 42,
+        rejects_file: Some("r.csv".into()),
+        started_at: running.started_at.clone(),
+        finished_at: "2026-01-01T00:00:00.000Z".into(),
+        error: Some(RunError {
+            class: ErrorClass::QuotaExhausted,
+            message: "quota".into(),
+        }),
+    };
+    store.finish_run(&report).expect("finish");
+    let got = store.run(id).expect("read").expect("exists");
+    assert_eq!(got.status, RunStatus::Paused);
+    assert_eq!(got.segments, vec![seg]);
+    assert_eq!(got.calls_total, 3);
+    assert_eq!(got.duration_ms, Some(42));
+    assert_eq!(got.error, report.error);
+    assert_eq!(got.rejects_file.as_deref(), Some("r.csv"));
+
+    let id2 = store.begin_run(&new_run("other")).expect("begin");
+    let list = store.runs(10).expect("list");
+    assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id2, id]);
+    assert_eq!(store.runs(1).expect("list").len(), 1);
+}
+
+#[test]
+fn one_live_run_per_destination_and_stale_runs_are_closed() {
+    let store = StateStore::open_in_memory().expect("open");
+    let first = store.begin_run(&new_run("mkto")).expect("begin");
+    // This process is alive, so its running row blocks a second run.
+    let err = store.begin_run(&new_run("mkto")).expect_err("busy");
+    assert!(err.message().contains("in progress"), "{err}");
+    // Another destination is independent.
+    store.begin_run(&new_run("other")).expect("other destination");
+    // A row left by a dead process is closed as interrupted.
+    store
+        .lock()
+        .execute("UPDATE runs SET pid = ?1 WHERE id = ?2", [i64::from(u32::MAX), first])
+        .expect("fake a dead pid");
+    let second = store.begin_run(&new_run("mkto")).expect("stale run closed");
+    let stale = store.run(first).expect("read").expect("exists");
+    assert_eq!(stale.status, RunStatus::Interrupted);
+    assert!(stale.error.is_some());
+    assert!(second > first);
+}

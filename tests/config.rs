@@ -1,0 +1,262 @@
+//! End-to-end tests of config loading and the config verbs (`validate`,
+//! `schema`, `connectors`), through the real `audex` binary.
+//!
+//! Each file in `tests/fixtures/invalid/` must fail validation with exit 78
+//! and the message pinned in `tests/snapshots/`. A fixture's `# env: K=V`
+//! header lines are its whole environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const SECRETS: [&str; 3] = ["Sup3r-Secret-Value", "8675309123", "maria@contoso.com"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the cli crate sits in the workspace")
+        .to_path_buf()
+}
+
+fn audex(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut cmd = Command::cargo_bin("audex").expect("the audex binary is built");
+    cmd.env_clear().current_dir(root()).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("audex runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixture_env(path: &Path) -> Vec<(String, String)> {
+    let body = std::fs::read_to_string(path).expect("fixture is readable");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# env: "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn assert_no_secret(output: &Output) {
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    for secret in SECRETS {
+        assert!(!all.contains(secret), "{secret:?} printed:\n{all}");
+    }
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_pinned_message() {
+    let dir = root().join("tests/fixtures/invalid");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 20, "{} fixtures", fixtures.len());
+    for path in fixtures {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name")
+            .to_string();
+        let rel = format!("tests/fixtures/invalid/{name}.yaml");
+        let out = audex(&["validate", "-c", &rel], &fixture_env(&path));
+        assert_eq!(out.status.code(), Some(78), "{name}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{name}: {}", text(&out.stdout));
+        assert_no_secret(&out);
+        insta::assert_snapshot!(name.as_str(), text(&out.stderr));
+    }
+}
+
+#[test]
+fn five_mistakes_are_all_reported_at_once_without_the_secret() {
+    let path = root().join("tests/fixtures/invalid/five_mistakes.yaml");
+    let out = audex(
+        &["validate", "-c", "tests/fixtures/invalid/five_mistakes.yaml"],
+        &fixture_env(&path),
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    for path in [
+        "destinations.marketo_prod.endpoint (line 16)",
+        "destinations.marketo_prod.data_privacy_consent (line 19)",
+        "destinations.marketo_prod.exports.0.segment (line 25)",
+        "destinations.marketo_prod.schedule (line 26)",
+        "destinations.marketo_sandbox.client_secret (line 32)",
+    ] {
+        assert!(stderr.contains(path), "{path} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("5 configuration errors"), "{stderr}");
+    assert_no_secret(&out);
+
+    let json = audex(
+        &["validate", "-c", "tests/fixtures/invalid/five_mistakes.yaml", "--output", "json"],
+        &fixture_env(&path),
+    );
+    assert_eq!(json.status.code(), Some(78));
+    assert_no_secret(&json);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(5));
+    assert_eq!(v["errors"][0]["path"], "destinations.marketo_prod.endpoint");
+    assert_eq!(v["errors"][0]["line"], 16);
+}
+
+#[test]
+fn quickstart_validates_with_no_environment() {
+    let out = audex(&["validate", "-c", "examples/quickstart/audex.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: 1 sources, 2 segments, 1 destinations\n"
+    );
+}
+
+fn quickstart_with(endpoint: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = std::fs::read_to_string(root().join("examples/quickstart/audex.yaml"))
+        .expect("quickstart")
+        .replace(
+            "endpoint: http://127.0.0.1:8080",
+            &format!("endpoint: {endpoint}"),
+        );
+    std::fs::write(dir.path().join("audex.yaml"), body).expect("write config");
+    dir
+}
+
+#[test]
+fn plain_http_is_allowed_only_for_loopback() {
+    let bad = quickstart_with("http://example.com");
+    let out = audex(
+        &["validate", "-c", &bad.path().join("audex.yaml").to_string_lossy()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains("destinations.marketo_quickstart.endpoint (line 31): plain http is allowed only for loopback hosts"),
+        "{}",
+        text(&out.stderr)
+    );
+    for ok in ["http://127.0.0.1:8080", "http://localhost:9000/rest", "https://123-ABC-456.mktorest.com/rest"] {
+        let dir = quickstart_with(ok);
+        let out = audex(
+            &["validate", "-c", &dir.path().join("audex.yaml").to_string_lossy()],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{ok}: {}", text(&out.stderr));
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn environment_overrides_set_keys_and_name_their_variable() {
+    // AUDEX_CONFIG chooses the file and is not a key.
+    let quickstart = root().join("examples/quickstart/audex.yaml");
+    let q = quickstart.to_string_lossy().to_string();
+    let out = audex(&["validate"], &env(&[("AUDEX_CONFIG", &q), ("AUDEX_LOG", "debug")]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A number from the environment is read as the number the schema wants.
+    let out = audex(
+        &["validate", "-c", &q],
+        &env(&[("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAX_PROFILES", "5000")]),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // An override is validated like the file, and the error names it.
+    let out = audex(
+        &["validate", "-c", &q],
+        &env(&[
+            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__ENDPOINT", "http://example.com"),
+            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAPPING__FIRSTNAME", "given_name"),
+            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__CLIENT_SECRET", "Sup3r-Secret-Value"),
+        ]),
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destinations.marketo_quickstart.endpoint: plain http is allowed only for loopback hosts; use https (value from AUDEX_DESTINATIONS__MARKETO_QUICKSTART__ENDPOINT)"),
+        "{stderr}"
+    );
+    assert_no_secret(&out);
+
+    // Overriding a key inside a single value is an error naming the variable.
+    let out = audex(
+        &["validate", "-c", &q],
+        &env(&[("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MODE__X", "1")]),
+    );
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains("cannot apply AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MODE__X"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let out = audex(&["validate", "-c", "no/such/audex.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("cannot read the config file no/such/audex.yaml"));
+}
+
+#[test]
+fn every_plugin_is_registered() {
+    let out = audex(&["connectors", "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows = v.as_array().expect("a list");
+    let has = |name: &str, kind: &str| {
+        rows.iter()
+            .any(|r| r["name"] == name && r["kind"] == kind && r["description"].is_string())
+    };
+    assert!(has("marketo", "destination"), "{v}");
+    assert!(has("files", "source"), "{v}");
+    let text_out = audex(&["connectors"], &[]);
+    assert!(text(&text_out.stdout).contains("marketo"));
+}
+
+#[test]
+fn connector_schema_marks_the_secret_write_only() {
+    let out = audex(&["schema", "marketo"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let secret = &v["properties"]["client_secret"];
+    assert_eq!(secret["writeOnly"], true, "{v}");
+    assert_eq!(secret["x-secret"], true, "{v}");
+    assert_eq!(v["additionalProperties"], false, "unknown keys must be rejected: {v}");
+
+    let unknown = audex(&["schema", "nosuch"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("marketo"));
+}
+
+/// The committed schema (docs/schema/audex.schema.json) is what `audex
+/// schema` prints. When stale, this test rewrites it and fails: commit the
+/// new file. By hand: `cargo run -q -p audex-cli -- schema > docs/schema/audex.schema.json`.
+#[test]
+fn committed_document_schema_is_fresh() {
+    let out = audex(&["schema"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let fresh = text(&out.stdout);
+    let path = root().join("docs/schema/audex.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        std::fs::create_dir_all(path.parent().expect("docs/schema")).expect("mkdir");
+        std::fs::write(&path, &fresh).expect("write schema");
+        panic!("docs/schema/audex.schema.json was stale and has been regenerated; commit it");
+    }
+    let v: serde_json::Value = serde_json::from_str(&fresh).expect("json");
+    assert!(v["$defs"]["destination.marketo"].is_object());
+}
