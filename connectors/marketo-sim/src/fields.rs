@@ -124,8 +124,17 @@ pub struct Coerced {
     pub truncated: bool,
 }
 
-const STANDARD: &[(&str, &str, &str, DataType, Option<u32>, bool)] = &[
-    // (rest name, display name, soap name, type, length, read only)
+/// (rest name, display name, soap name, type, length, read only)
+type StandardField = (
+    &'static str,
+    &'static str,
+    &'static str,
+    DataType,
+    Option<u32>,
+    bool,
+);
+
+const STANDARD: &[StandardField] = &[
     ("id", "Id", "Id", DataType::Integer, None, true),
     (
         "email",
