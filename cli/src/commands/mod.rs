@@ -2,8 +2,11 @@
 
 pub mod check;
 pub mod connectors;
+pub mod run;
+pub mod runs;
 pub mod schema;
 pub mod segments;
+pub mod state;
 pub mod validate;
 
 use std::path::Path;
@@ -57,10 +60,10 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Schema { connector } => schema::run(connector.as_deref()),
         Command::Validate { config, output } => validate::run(&config, output),
         Command::Segments { config, output } => segments::run(&config, output),
-        Command::Run(_)
-        | Command::Runs(_)
-        | Command::Schedule(_)
-        | Command::State(_) => {
+        Command::Run(args) => run::run(&args),
+        Command::Runs(args) => runs::run(&args),
+        Command::State(cmd) => state::run(&cmd),
+        Command::Schedule(_) => {
             eprintln!("audex: this command is not built yet");
             exit::FAILED
         }
