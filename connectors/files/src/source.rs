@@ -60,10 +60,17 @@ impl TableFailure {
     }
 }
 
-#[derive(Debug)]
 struct Session {
     ctx: SessionContext,
     failed: BTreeMap<String, TableFailure>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Segments over local files, run by DataFusion.
