@@ -181,8 +181,17 @@ async fn next_signal() -> bool {
 
 fn print_summary(r: &RunReport) {
     let mut rows: Vec<Vec<String>> = vec![[
-        "segment", "list", "mode", "read", "rejected", "upserted", "unchanged", "failed", "added",
-        "removed", "calls",
+        "segment",
+        "list",
+        "mode",
+        "read",
+        "rejected",
+        "upserted",
+        "unchanged",
+        "failed",
+        "added",
+        "removed",
+        "calls",
     ]
     .map(String::from)
     .to_vec()];
@@ -225,7 +234,9 @@ fn print_summary(r: &RunReport) {
         println!("error ({}): {}", e.class, e.message);
     }
     match r.status {
-        RunStatus::Paused => println!("paused: the daily quota or call budget is spent; run again later to resume"),
+        RunStatus::Paused => {
+            println!("paused: the daily quota or call budget is spent; run again later to resume")
+        }
         RunStatus::Interrupted => println!("interrupted: run again to resume"),
         _ => {}
     }

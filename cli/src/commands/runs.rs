@@ -82,15 +82,28 @@ fn secs(ms: Option<u64>) -> String {
 
 fn print_list(runs: &[RunRecord]) {
     let mut rows = vec![[
-        "id", "started", "destination", "user", "status", "segments", "read", "sent", "calls",
-        "duration", "error",
+        "id",
+        "started",
+        "destination",
+        "user",
+        "status",
+        "segments",
+        "read",
+        "sent",
+        "calls",
+        "duration",
+        "error",
     ]
     .map(String::from)
     .to_vec()];
     for r in runs {
         let read: u64 = r.segments.iter().map(|s| s.read).sum();
         let sent: u64 = r.segments.iter().map(|s| s.upserted).sum();
-        let mut error = r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+        let mut error = r
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
         if error.chars().count() > 60 {
             error = error.chars().take(57).collect::<String>() + "...";
         }
@@ -120,7 +133,11 @@ fn print_run(r: &RunRecord) {
     println!("finished     {}", r.finished_at.as_deref().unwrap_or("-"));
     println!("duration     {}", secs(r.duration_ms));
     let mut flags = Vec::new();
-    for (on, name) in [(r.dry_run, "dry-run"), (r.full, "full"), (r.reconcile, "reconcile")] {
+    for (on, name) in [
+        (r.dry_run, "dry-run"),
+        (r.full, "full"),
+        (r.reconcile, "reconcile"),
+    ] {
         if on {
             flags.push(name);
         }
@@ -138,8 +155,17 @@ fn print_run(r: &RunRecord) {
     if !r.segments.is_empty() {
         println!();
         let mut rows = vec![[
-            "segment", "list", "mode", "read", "rejected", "upserted", "unchanged", "failed",
-            "added", "removed", "calls",
+            "segment",
+            "list",
+            "mode",
+            "read",
+            "rejected",
+            "upserted",
+            "unchanged",
+            "failed",
+            "added",
+            "removed",
+            "calls",
         ]
         .map(String::from)
         .to_vec()];

@@ -91,7 +91,7 @@ impl Executor<'_> {
         let mut removes = std::mem::take(&mut plan.to_remove).into_iter();
         let mut in_flight: FuturesUnordered<Call> = FuturesUnordered::new();
         let (mut upserts_in_flight, mut adds_in_flight) = (0usize, 0usize);
-        let mut upserts_left = upserts.len() > 0;
+        let mut upserts_left = !upserts.as_slice().is_empty();
         let mut consecutive_failures = 0u32;
         let mut stopping = false;
 
@@ -105,13 +105,13 @@ impl Executor<'_> {
                     adds_in_flight += 1;
                 } else if upserts_left {
                     let items: Vec<u32> = upserts.by_ref().take(batch).collect();
-                    upserts_left = upserts.len() > 0;
+                    upserts_left = !upserts.as_slice().is_empty();
                     if items.is_empty() {
                         continue;
                     }
                     in_flight.push(self.upsert_call(plan, items));
                     upserts_in_flight += 1;
-                } else if upserts_done && adds_in_flight == 0 && removes.len() > 0 {
+                } else if upserts_done && adds_in_flight == 0 && !removes.as_slice().is_empty() {
                     let items: Vec<Member> = removes.by_ref().take(batch).collect();
                     in_flight.push(self.remove_call(items));
                 } else {
@@ -187,7 +187,10 @@ impl Executor<'_> {
                     };
                     if let Some(stop) = stop {
                         if !stopping {
-                            tracing::warn!(segment = self.segment, "stopping: finishing the calls in flight");
+                            tracing::warn!(
+                                segment = self.segment,
+                                "stopping: finishing the calls in flight"
+                            );
                         }
                         stopping = true;
                         // The first reason to stop is the one reported, but a
@@ -290,7 +293,10 @@ impl Executor<'_> {
                 }
             }
         }
-        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+        if let Err(e) = self
+            .store
+            .checkpoint(self.destination_name, &self.list.0, &cp)
+        {
             for (i, _) in &confirmed {
                 plan.index.entry_mut(*i).flags |= flag::FAILED;
             }
@@ -358,7 +364,10 @@ impl Executor<'_> {
                 }
             }
         }
-        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+        if let Err(e) = self
+            .store
+            .checkpoint(self.destination_name, &self.list.0, &cp)
+        {
             for i in &confirmed {
                 plan.index.entry_mut(*i).flags |= flag::FAILED;
             }
@@ -402,7 +411,10 @@ impl Executor<'_> {
                 None => {}
             }
         }
-        if let Err(e) = self.store.checkpoint(self.destination_name, &self.list.0, &cp) {
+        if let Err(e) = self
+            .store
+            .checkpoint(self.destination_name, &self.list.0, &cp)
+        {
             return Some(e);
         }
         out.removed += cp.remove_members.len() as u64;

@@ -40,8 +40,7 @@ impl Arena {
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
         if !fits {
-            self.chunks
-                .push(Vec::with_capacity(CHUNK.max(bytes.len())));
+            self.chunks.push(Vec::with_capacity(CHUNK.max(bytes.len())));
         }
         let chunk = self.chunks.len() - 1;
         let c = &mut self.chunks[chunk];
@@ -196,7 +195,9 @@ impl SegmentIndex {
         let h = self.hasher.hash_one(key);
         let (entries, keys, hasher) = (&self.entries, &self.keys, &self.hasher);
         self.table.insert_unique(h, i, |&j| {
-            hasher.hash_one(std::str::from_utf8(keys.get(entries[j as usize].key)).unwrap_or_default())
+            hasher.hash_one(
+                std::str::from_utf8(keys.get(entries[j as usize].key)).unwrap_or_default(),
+            )
         });
         Inserted::New(i)
     }
@@ -285,7 +286,9 @@ fn decode(fields: &[String], mut bytes: &[u8]) -> BTreeMap<String, FieldValue> {
             FLOAT => FieldValue::Float(f64::from_bits(u64::from_le_bytes(take8(&mut bytes)))),
             TEXT => {
                 let len = u32::from_le_bytes(take(&mut bytes, 4).try_into().unwrap_or([0; 4]));
-                FieldValue::Text(String::from_utf8_lossy(take(&mut bytes, len as usize)).into_owned())
+                FieldValue::Text(
+                    String::from_utf8_lossy(take(&mut bytes, len as usize)).into_owned(),
+                )
             }
             _ => FieldValue::Null,
         };

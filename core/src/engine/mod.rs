@@ -111,7 +111,10 @@ pub enum RunEvent<'a> {
         list: &'a str,
     },
     /// Rows read so far from the segment's source.
-    RowsRead { segment: &'a str, rows: u64 },
+    RowsRead {
+        segment: &'a str,
+        rows: u64,
+    },
     /// The plan of a segment: what will be sent.
     Planned {
         segment: &'a str,
@@ -128,7 +131,9 @@ pub enum RunEvent<'a> {
         records: usize,
         ok: bool,
     },
-    SegmentFinished { report: &'a SegmentReport },
+    SegmentFinished {
+        report: &'a SegmentReport,
+    },
 }
 
 /// Receives [`RunEvent`]s. Called from the run's task: keep it quick.
@@ -195,7 +200,11 @@ impl Target {
             .collect();
         if let Some(s) = segment {
             if specs.is_empty() {
-                let known: Vec<&str> = settings.exports.iter().map(|e| e.segment.as_str()).collect();
+                let known: Vec<&str> = settings
+                    .exports
+                    .iter()
+                    .map(|e| e.segment.as_str())
+                    .collect();
                 return Err(Error::config(vec![ConfigError::new(
                     format!("destinations.{name}.exports"),
                     format!("destination `{name}` has no export of segment `{s}`"),

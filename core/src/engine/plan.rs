@@ -137,8 +137,10 @@ pub(crate) async fn plan_segment(
                     Some(FieldValue::Text(s)) => Some(s.as_str()),
                     _ => None,
                 };
-                let message =
-                    format!("the same {lookup_field} as row {} (the first row wins)", first_row + 1);
+                let message = format!(
+                    "the same {lookup_field} as row {} (the first row wins)",
+                    first_row + 1
+                );
                 rejects.write(RejectLine {
                     segment,
                     row: Some(*row),
@@ -259,9 +261,7 @@ pub(crate) async fn plan_segment(
     if let Some(sent) = cx.dry_run_sent {
         for i in 0..plan.index.len() as u32 {
             let e = plan.index.entry(i);
-            if e.has(flag::NEEDS_UPSERT)
-                && !cx.full
-                && sent.get(plan.index.key(i)) == Some(&e.hash)
+            if e.has(flag::NEEDS_UPSERT) && !cx.full && sent.get(plan.index.key(i)) == Some(&e.hash)
             {
                 plan.index.entry_mut(i).flags &= !flag::NEEDS_UPSERT;
             }

@@ -81,8 +81,11 @@ impl RejectsFile {
         match self.writer.as_mut() {
             Some(w) => {
                 w.flush().map_err(|e| {
-                    Error::internal(format!("cannot write the rejects file {}", self.path.display()))
-                        .with_source(e)
+                    Error::internal(format!(
+                        "cannot write the rejects file {}",
+                        self.path.display()
+                    ))
+                    .with_source(e)
                 })?;
                 Ok(Some(self.path.clone()))
             }

@@ -218,9 +218,16 @@ async fn drive(
         seg.calls = plan.calls;
         let estimated = plan.estimated_calls(batch_size);
         let to_add = plan.to_add_count();
-        tracing::info!(segment, rows = plan.read, valid = plan.index.len(),
-            upserts = plan.to_upsert.len(), adds = to_add, removes = plan.to_remove.len(),
-            estimated_calls = estimated, "planned");
+        tracing::info!(
+            segment,
+            rows = plan.read,
+            valid = plan.index.len(),
+            upserts = plan.to_upsert.len(),
+            adds = to_add,
+            removes = plan.to_remove.len(),
+            estimated_calls = estimated,
+            "planned"
+        );
         if let Some(o) = observer {
             o.event(&RunEvent::Planned {
                 segment,

@@ -16,8 +16,8 @@ use futures::stream::BoxStream;
 use proptest::prelude::*;
 
 use super::*;
-use crate::error::ErrorClass;
 use crate::destination::{Capabilities, CheckResult, FieldSpec, FieldType, Limits};
+use crate::error::ErrorClass;
 use crate::record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordOutcome, Rejection,
     RemoteMember,
@@ -276,8 +276,11 @@ impl Destination for FakeDest {
     fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>> {
         let r = self.remote.lock().unwrap();
         let ids = r.lists.get(&list.0).cloned().unwrap_or_default();
-        let by_id: HashMap<u64, String> =
-            r.leads.iter().map(|(k, (id, _))| (*id, k.clone())).collect();
+        let by_id: HashMap<u64, String> = r
+            .leads
+            .iter()
+            .map(|(k, (id, _))| (*id, k.clone()))
+            .collect();
         let members: Vec<RemoteMember> = ids
             .iter()
             .map(|id| RemoteMember {
@@ -404,7 +407,15 @@ async fn first_run_fills_the_list_and_counts_add_up() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     let s = &report.segments[0];
     assert_eq!(
-        (s.read, s.rejected, s.upserted, s.unchanged, s.failed, s.added, s.removed),
+        (
+            s.read,
+            s.rejected,
+            s.upserted,
+            s.unchanged,
+            s.failed,
+            s.added,
+            s.removed
+        ),
         (48, 3, 45, 0, 0, 45, 0)
     );
     assert!(s.adds_up());
@@ -422,7 +433,11 @@ async fn first_run_fills_the_list_and_counts_add_up() {
         .collect();
     assert_eq!(
         codes,
-        vec![("46", "invalid_email"), ("47", "missing_key"), ("48", DUPLICATE_KEY)]
+        vec![
+            ("46", "invalid_email"),
+            ("47", "missing_key"),
+            ("48", DUPLICATE_KEY)
+        ]
     );
     assert!(lines[2][5].contains("row 1"), "{:?}", lines[2]);
     assert_eq!(e.store.record_count("fake").unwrap(), 45);
@@ -448,7 +463,11 @@ async fn later_runs_send_only_changes_and_mirror_removes_leavers() {
     let r = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(dest.total_calls() - before, 1);
     assert_eq!(
-        (r.segments[0].unchanged, r.segments[0].upserted, r.segments[0].calls),
+        (
+            r.segments[0].unchanged,
+            r.segments[0].upserted,
+            r.segments[0].calls
+        ),
         (100, 0, 0)
     );
 
@@ -468,7 +487,14 @@ async fn later_runs_send_only_changes_and_mirror_removes_leavers() {
     let r = run_target(&t, &e.store, &e.options).await.unwrap();
     let s = &r.segments[0];
     assert_eq!(
-        (s.read, s.upserted, s.unchanged, s.added, s.removed, s.failed),
+        (
+            s.read,
+            s.upserted,
+            s.unchanged,
+            s.added,
+            s.removed,
+            s.failed
+        ),
         (102, 7, 95, 4, 2, 0)
     );
     let calls: Vec<_> = dest.remote.lock().unwrap().calls[before..].to_vec();
@@ -496,7 +522,13 @@ async fn append_mode_keeps_leavers() {
     let src = FakeSource::emails(&emails(0..20));
     let t = target(&dest, &[("all", 7, &src)], Mode::Append);
     run_target(&t, &e.store, &e.options).await.unwrap();
-    src.set(FakeSource::emails(&emails(5..25)).rows.lock().unwrap().clone());
+    src.set(
+        FakeSource::emails(&emails(5..25))
+            .rows
+            .lock()
+            .unwrap()
+            .clone(),
+    );
     let r = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(r.segments[0].removed, 0);
     assert_eq!(r.segments[0].added, 5);
@@ -517,7 +549,10 @@ async fn dry_run_writes_nothing_and_estimates_the_real_calls() {
     };
     let plan = run_target(&t, &e.store, &dry).await.unwrap();
     assert_eq!(plan.status, RunStatus::DryRun);
-    assert_eq!(dest.calls("upsert") + dest.calls("add") + dest.calls("remove"), 0);
+    assert_eq!(
+        dest.calls("upsert") + dest.calls("add") + dest.calls("remove"),
+        0
+    );
     assert_eq!(e.store.record_count("fake").unwrap(), 0);
     // Segment b's first 45 rows are upserted by a: counted once.
     assert_eq!(plan.segments[1].upserted, 35);
@@ -562,7 +597,11 @@ async fn a_segment_over_max_profiles_is_refused_before_any_write() {
 
     // With two exports the second one's size is checked before the first writes.
     let small = FakeSource::emails(&emails(0..5));
-    let mut t = target(&dest, &[("small", 1, &small), ("big", 2, &src)], Mode::Mirror);
+    let mut t = target(
+        &dest,
+        &[("small", 1, &small), ("big", 2, &src)],
+        Mode::Mirror,
+    );
     t.settings.max_profiles = 25;
     let r = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(r.status, RunStatus::Failed);
@@ -698,7 +737,13 @@ async fn a_run_dropped_mid_flight_loses_nothing_on_rerun() {
         let r = run_target(&t, &e.store, &e.options).await.unwrap();
         assert_eq!(r.status, RunStatus::Succeeded, "stop after {stop_after}");
         assert_eq!(dest.list("3"), set(&all), "stop after {stop_after}");
-        assert!(dest.remote.lock().unwrap().created.values().all(|&n| n == 1));
+        assert!(dest
+            .remote
+            .lock()
+            .unwrap()
+            .created
+            .values()
+            .all(|&n| n == 1));
     }
 }
 
@@ -717,7 +762,8 @@ async fn reconcile_removes_strays_and_readds_members_removed_by_hand() {
     {
         let mut r = dest.remote.lock().unwrap();
         // A stray added by another tool, and a member removed by hand.
-        r.leads.insert("stray@example.com".into(), (999, BTreeMap::new()));
+        r.leads
+            .insert("stray@example.com".into(), (999, BTreeMap::new()));
         let list = r.lists.get_mut("3").unwrap();
         list.insert(999);
         let id = r.leads["user4@example.com"].0;
@@ -761,7 +807,11 @@ async fn destination_rejections_are_reported_and_retried_next_run() {
     let lines = rejects(&r);
     assert_eq!(lines.len(), 1);
     assert_eq!(
-        (lines[0][1].as_str(), lines[0][2].as_str(), lines[0][4].as_str()),
+        (
+            lines[0][1].as_str(),
+            lines[0][2].as_str(),
+            lines[0][4].as_str()
+        ),
         ("8", "user7@example.com", "1003")
     );
     dest.remote.lock().unwrap().refuse.clear();
@@ -777,7 +827,11 @@ async fn a_record_deleted_in_the_destination_is_forgotten_and_resent() {
     let src = FakeSource::emails(&emails(0..5));
     let t1 = target(&dest, &[("a", 1, &src)], Mode::Mirror);
     run_target(&t1, &e.store, &e.options).await.unwrap();
-    dest.remote.lock().unwrap().leads.remove("user2@example.com");
+    dest.remote
+        .lock()
+        .unwrap()
+        .leads
+        .remove("user2@example.com");
     // A second list: the engine trusts its records and only adds.
     let t2 = target(&dest, &[("a", 2, &src)], Mode::Mirror);
     let r = run_target(&t2, &e.store, &e.options).await.unwrap();
@@ -803,7 +857,13 @@ async fn full_resends_everything() {
     let r = run_target(&t, &e.store, &opts).await.unwrap();
     let s = &r.segments[0];
     assert_eq!((s.upserted, s.unchanged, s.added, s.calls), (25, 0, 25, 6));
-    assert!(dest.remote.lock().unwrap().created.values().all(|&n| n == 1));
+    assert!(dest
+        .remote
+        .lock()
+        .unwrap()
+        .created
+        .values()
+        .all(|&n| n == 1));
 }
 
 #[tokio::test]
@@ -836,7 +896,11 @@ async fn a_mapping_error_fails_the_run_with_its_config_path() {
     assert_eq!(r.status, RunStatus::Failed);
     let err = r.error.unwrap();
     assert_eq!(err.class, ErrorClass::Config);
-    assert!(err.message.contains("destinations.fake.mapping.lastName"), "{}", err.message);
+    assert!(
+        err.message.contains("destinations.fake.mapping.lastName"),
+        "{}",
+        err.message
+    );
     assert_eq!(dest.calls("upsert"), 0);
 }
 

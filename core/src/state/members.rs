@@ -210,7 +210,9 @@ impl StateStore {
         members: &[MemberRow],
     ) -> Result<()> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err("begin a member refresh"))?;
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin a member refresh"))?;
         tx.execute(
             "DELETE FROM members WHERE destination = ?1 AND list_id = ?2",
             params![destination, list],

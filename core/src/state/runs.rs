@@ -107,7 +107,9 @@ impl StateStore {
     /// Record how a run ended, with its per-segment counts.
     pub fn finish_run(&self, report: &RunReport) -> Result<()> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err("begin finishing a run"))?;
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin finishing a run"))?;
         tx.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3, calls_total = ?4, duration_ms = ?5,
                     error_class = ?6, error = ?7, rejects_file = ?8

@@ -121,21 +121,32 @@ fn checkpoints_records_and_members_per_destination_and_list() {
         .expect("checkpoint");
     let mut seen = Vec::new();
     let n = store
-        .for_each_record("mkto", |k, id, h| seen.push((k.to_string(), id.to_string(), h[0])))
+        .for_each_record("mkto", |k, id, h| {
+            seen.push((k.to_string(), id.to_string(), h[0]))
+        })
         .expect("scan");
     seen.sort();
     assert_eq!(n, 2);
     assert_eq!(
         seen,
-        vec![("a@x.com".into(), "1".into(), 1), ("b@x.com".into(), "2".into(), 7)]
+        vec![
+            ("a@x.com".into(), "1".into(), 1),
+            ("b@x.com".into(), "2".into(), 7)
+        ]
     );
     assert_eq!(store.member_count("mkto", "1001").expect("count"), 1);
     assert_eq!(store.member_count("mkto", "1002").expect("count"), 1);
     assert_eq!(
-        store.key_for_member_id("mkto", "2").expect("lookup").as_deref(),
+        store
+            .key_for_member_id("mkto", "2")
+            .expect("lookup")
+            .as_deref(),
         Some("b@x.com")
     );
-    assert_eq!(store.record("other", "a@x.com").expect("get"), Some(rec("a@x.com", "9", 9)));
+    assert_eq!(
+        store.record("other", "a@x.com").expect("get"),
+        Some(rec("a@x.com", "9", 9))
+    );
 
     store
         .checkpoint(
@@ -195,7 +206,13 @@ fn purge_deletes_one_destination_and_keeps_history() {
     }
     let id = store.begin_run(&new_run("mkto")).expect("begin");
     let counts = store.purge_destination("mkto").expect("purge");
-    assert_eq!(counts, PurgeCounts { records: 2, members: 1 });
+    assert_eq!(
+        counts,
+        PurgeCounts {
+            records: 2,
+            members: 1
+        }
+    );
     assert_eq!(store.record_count("mkto").expect("count"), 0);
     assert_eq!(store.record_count("keep").expect("count"), 2);
     assert!(store.run(id).expect("run").is_some());
@@ -252,11 +269,16 @@ fn one_live_run_per_destination_and_stale_runs_are_closed() {
     let err = store.begin_run(&new_run("mkto")).expect_err("busy");
     assert!(err.message().contains("in progress"), "{err}");
     // Another destination is independent.
-    store.begin_run(&new_run("other")).expect("other destination");
+    store
+        .begin_run(&new_run("other"))
+        .expect("other destination");
     // A row left by a dead process is closed as interrupted.
     store
         .lock()
-        .execute("UPDATE runs SET pid = ?1 WHERE id = ?2", [i64::from(u32::MAX), first])
+        .execute(
+            "UPDATE runs SET pid = ?1 WHERE id = ?2",
+            [i64::from(u32::MAX), first],
+        )
         .expect("fake a dead pid");
     let second = store.begin_run(&new_run("mkto")).expect("stale run closed");
     let stale = store.run(first).expect("read").expect("exists");

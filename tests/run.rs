@@ -1,0 +1,205 @@
+//! `audex run` end to end: the built binary, real HTTP against an in-process
+//! Marketo simulator, a real SQLite state store, real CSV files.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use audex_marketo_sim::{SimConfig, SimHandle, Simulator};
+use serde_json::Value;
+
+const FIXTURE: &str = include_str!("fixtures/run/audex.yaml");
+
+struct Workspace {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn workspace(sim: &SimHandle, mode: &str, max: u64) -> Workspace {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = FIXTURE
+        .replace("__ENDPOINT__", &sim.base_url())
+        .replace("__MODE__", mode)
+        .replace("__MAX__", &max.to_string());
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+    let config = dir.path().join("audex.yaml");
+    std::fs::write(&config, yaml).expect("config");
+    Workspace { dir, config }
+}
+
+/// Profiles `range` as CSV rows (email, first_name), plus `extra` raw rows.
+fn write_profiles(dir: &Path, emails: &[String], extra: &[&str]) {
+    let mut csv = String::from("email,first_name\n");
+    for e in emails {
+        csv.push_str(&format!("{e},Name{}\n", e.len()));
+    }
+    for line in extra {
+        csv.push_str(line);
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("data/profiles.csv"), csv).expect("csv");
+}
+
+fn emails(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|n| format!("person{n}@example.com")).collect()
+}
+
+async fn audex(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("audex")
+            .expect("audex binary")
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .args(&args)
+            .env_remove("AUDEX_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("one JSON object: {e}\n{stdout}"))
+}
+
+fn list_emails(sim: &SimHandle, list: u64) -> BTreeSet<String> {
+    sim.list_members(list)
+        .into_iter()
+        .filter_map(|id| sim.lead(id))
+        .filter_map(|l| {
+            l.fields
+                .get("email")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        })
+        .collect()
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_then_only_changes_with_rejects_and_counts_that_add_up() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..700);
+    write_profiles(
+        ws.dir.path(),
+        &all,
+        &["not-an-email,Bad", ",Empty", "PERSON3@Example.com,Dup"],
+    );
+
+    // A dry run first: nothing written, and its estimate is what the run spends.
+    let (code, out, err) = audex(&ws.config, &["--dry-run", "--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let dry = report(&out);
+    assert_eq!(dry["status"], "dry_run");
+    assert_eq!(sim.counters().calls("sync_leads"), 0);
+    assert_eq!(sim.member_count(1001), 0);
+
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["status"], "succeeded");
+    let s = &r["segments"][0];
+    assert_eq!(n(s, "read"), 703);
+    assert_eq!(n(s, "rejected"), 3);
+    assert_eq!(n(s, "upserted"), 700);
+    assert_eq!(n(s, "added"), 700);
+    assert_eq!(
+        n(s, "read"),
+        n(s, "rejected") + n(s, "upserted") + n(s, "unchanged") + n(s, "failed")
+    );
+    // 3 upserts + 3 adds of 300, plus describe.
+    assert_eq!(n(&r, "calls_total"), 7);
+    assert_eq!(n(&dry, "calls_total"), n(&r, "calls_total"));
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
+
+    let rejects = r["rejects_file"].as_str().expect("rejects file");
+    let text = std::fs::read_to_string(rejects).expect("rejects");
+    let codes: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap_or(""))
+        .collect();
+    assert_eq!(codes, vec!["invalid_email", "missing_key", "duplicate_key"]);
+
+    // 1% changed, 1% gone, 1% new.
+    let mut next: Vec<String> = all[7..].to_vec();
+    next.extend(emails(700..707));
+    let mut csv = String::from("email,first_name\n");
+    for (i, e) in next.iter().enumerate() {
+        let name = if i < 7 {
+            "Changed".to_string()
+        } else {
+            format!("Name{}", e.len())
+        };
+        csv.push_str(&format!("{e},{name}\n"));
+    }
+    std::fs::write(ws.dir.path().join("data/profiles.csv"), csv).expect("csv");
+    sim.reset_counters();
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    let s = &r["segments"][0];
+    assert_eq!(n(s, "upserted"), 14);
+    assert_eq!(n(s, "added"), 7);
+    assert_eq!(n(s, "removed"), 7);
+    assert_eq!(n(s, "unchanged"), 686);
+    // describe + 1 upsert + 1 add + 1 remove: the minimum for this change.
+    assert_eq!(n(&r, "calls_total"), 4);
+    assert_eq!(list_emails(&sim, 1001), next.iter().cloned().collect());
+    assert_eq!(sim.lead_count(), 707);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_quota_pauses_with_75_and_the_next_run_completes() {
+    let sim = Simulator::start(SimConfig {
+        daily_quota: 4,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..1500);
+    write_profiles(ws.dir.path(), &all, &[]);
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 75, "{out}\n{err}");
+    let r = report(&out);
+    assert_eq!(r["status"], "paused");
+    sim.reset_daily_quota();
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
+    assert_eq!(sim.lead_count(), 1500);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_over_max_profiles_is_a_clear_error_and_nothing_is_sent() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 10);
+    write_profiles(ws.dir.path(), &emails(0..25), &[]);
+    let (code, out, err) = audex(&ws.config, &[]).await;
+    assert_ne!(code, 0);
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("everyone") && text.contains("25") && text.contains("max_profiles"),
+        "{text}"
+    );
+    assert_eq!(sim.counters().calls("sync_leads"), 0);
+    assert_eq!(sim.lead_count(), 0);
+    sim.shutdown().await;
+}
