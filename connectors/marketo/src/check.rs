@@ -25,7 +25,11 @@ fn type_name(t: &FieldType) -> String {
 }
 
 /// Run every step; never fails as a whole.
-pub async fn run(client: &MarketoClient, lists: &[ListId], mapped_fields: &[String]) -> Vec<CheckResult> {
+pub async fn run(
+    client: &MarketoClient,
+    lists: &[ListId],
+    mapped_fields: &[String],
+) -> Vec<CheckResult> {
     let mut out = Vec::new();
     let auth = client.authenticate().await;
     let auth_ok = match &auth {
@@ -37,7 +41,10 @@ pub async fn run(client: &MarketoClient, lists: &[ListId], mapped_fields: &[Stri
                 .unwrap_or_default();
             out.push(CheckResult::ok(
                 "authenticate",
-                format!("got an access token from {}{who}", client.endpoint().origin()),
+                format!(
+                    "got an access token from {}{who}",
+                    client.endpoint().origin()
+                ),
             ));
             true
         }

@@ -139,7 +139,10 @@ impl MarketoConfig {
             if crate::list_id(id).is_none() {
                 errors.push(ConfigError::new(
                     path,
-                    format!("{:?} is not a Marketo static list id (a positive integer)", id.0),
+                    format!(
+                        "{:?} is not a Marketo static list id (a positive integer)",
+                        id.0
+                    ),
                 ));
             }
         }

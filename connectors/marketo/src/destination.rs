@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
-    MemberId, MemberOutcome, RateWindow, Record, RecordKey, RecordOutcome, Rejection,
-    RemoteMember, Result,
+    MemberId, MemberOutcome, RateWindow, Record, RecordKey, RecordOutcome, Rejection, RemoteMember,
+    Result,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::{Map, Value};
@@ -37,16 +37,16 @@ impl MarketoDestination {
 
     /// Build with client tuning (timeouts, backoff), e.g. for tests.
     pub fn with_options(cfg: &MarketoConfig, opts: ClientOptions) -> Result<MarketoDestination> {
-        let endpoint = Endpoint::parse(&cfg.endpoint).map_err(|e| {
-            Error::config(vec![audex_core::ConfigError::new("endpoint", e)])
-        })?;
+        let endpoint = Endpoint::parse(&cfg.endpoint)
+            .map_err(|e| Error::config(vec![audex_core::ConfigError::new("endpoint", e)]))?;
         let limits = LimitSettings {
             calls: cfg.rate_limit.calls.max(1),
             window: Duration::from_secs_f64(cfg.rate_limit.window_secs.max(0.001)),
             max_concurrency: cfg.rate_limit.max_concurrency.max(1),
             daily_budget: cfg.rate_limit.daily_call_budget,
         };
-        let client = MarketoClient::new(endpoint, &cfg.client_id, &cfg.client_secret, limits, opts)?;
+        let client =
+            MarketoClient::new(endpoint, &cfg.client_id, &cfg.client_secret, limits, opts)?;
         Ok(MarketoDestination {
             client: Arc::new(client),
             limits,
@@ -66,7 +66,10 @@ fn marketo_list(list: &ListId) -> Result<u64> {
     crate::list_id(list).ok_or_else(|| {
         Error::config(vec![audex_core::ConfigError::new(
             "list_id",
-            format!("{:?} is not a Marketo static list id (a positive integer)", list.0),
+            format!(
+                "{:?} is not a Marketo static list id (a positive integer)",
+                list.0
+            ),
         )])
     })
 }
@@ -104,7 +107,12 @@ fn bad_id(id: &MemberId) -> Rejection {
 }
 
 impl MarketoDestination {
-    async fn change_members(&self, list: &ListId, members: &[Member], add: bool) -> Result<Vec<MemberOutcome>> {
+    async fn change_members(
+        &self,
+        list: &ListId,
+        members: &[Member],
+        add: bool,
+    ) -> Result<Vec<MemberOutcome>> {
         let list = marketo_list(list)?;
         if members.len() > MAX_BATCH {
             return Err(Error::internal(format!(
@@ -112,7 +120,10 @@ impl MarketoDestination {
                 members.len()
             )));
         }
-        let parsed: Vec<Option<u64>> = members.iter().map(|m| m.id.0.trim().parse::<u64>().ok()).collect();
+        let parsed: Vec<Option<u64>> = members
+            .iter()
+            .map(|m| m.id.0.trim().parse::<u64>().ok())
+            .collect();
         let mut ids: Vec<u64> = parsed.iter().flatten().copied().collect();
         ids.sort_unstable();
         ids.dedup();
@@ -197,7 +208,11 @@ impl Destination for MarketoDestination {
         self.change_members(list, members, true).await
     }
 
-    async fn remove_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>> {
+    async fn remove_members(
+        &self,
+        list: &ListId,
+        members: &[Member],
+    ) -> Result<Vec<MemberOutcome>> {
         self.change_members(list, members, false).await
     }
 
@@ -214,7 +229,10 @@ impl Destination for MarketoDestination {
                 Cursor::Next(t) => Some(t),
             };
             let list = marketo_list(list)?;
-            let page = self.client.list_members_page(list, token.as_deref()).await?;
+            let page = self
+                .client
+                .list_members_page(list, token.as_deref())
+                .await?;
             let members: Vec<RemoteMember> = page
                 .items
                 .into_iter()

@@ -36,9 +36,7 @@ impl Endpoint {
             "https" => {}
             "http" if loopback => {}
             "http" => {
-                return Err(
-                    "plain http is allowed only for loopback hosts; use https".to_string(),
-                )
+                return Err("plain http is allowed only for loopback hosts; use https".to_string())
             }
             other => return Err(format!("unsupported scheme {other:?}; use https")),
         }

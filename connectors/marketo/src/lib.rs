@@ -43,9 +43,7 @@ fn schema() -> schemars::Schema {
     schemars::schema_for!(MarketoConfig)
 }
 
-fn parse(
-    value: serde_json::Value,
-) -> Result<Box<dyn DestinationConfig>, Vec<ConfigError>> {
+fn parse(value: serde_json::Value) -> Result<Box<dyn DestinationConfig>, Vec<ConfigError>> {
     let cfg: MarketoConfig = deserialize_block(value)?;
     Ok(Box::new(cfg))
 }

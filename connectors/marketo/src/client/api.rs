@@ -30,7 +30,9 @@ pub struct ListInfo {
 pub enum ListLookup {
     Static(ListInfo),
     /// A smart list: membership calls do not work on it.
-    Smart { name: String },
+    Smart {
+        name: String,
+    },
     Missing,
 }
 
@@ -156,8 +158,14 @@ fn field_type(data_type: &str) -> FieldType {
 fn describe_item(item: &Value) -> Option<FieldSpec> {
     let rest = item.get("rest")?;
     let name = rest.get("name")?.as_str()?.to_string();
-    let read_only = rest.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
-    let data_type = item.get("dataType").and_then(Value::as_str).unwrap_or("string");
+    let read_only = rest
+        .get("readOnly")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let data_type = item
+        .get("dataType")
+        .and_then(Value::as_str)
+        .unwrap_or("string");
     Some(FieldSpec {
         name,
         data_type: field_type(data_type),
@@ -194,7 +202,10 @@ impl MarketoClient {
     /// user hears what the id really is.
     pub async fn get_list(&self, id: u64) -> Result<ListLookup> {
         let found = self
-            .call(ApiRequest::get("get_list", format!("/rest/v1/lists/{id}.json")))
+            .call(ApiRequest::get(
+                "get_list",
+                format!("/rest/v1/lists/{id}.json"),
+            ))
             .await;
         match found {
             Ok(env) => {
@@ -280,8 +291,13 @@ impl MarketoClient {
 
     /// Add up to 300 leads to a static list. Re-adding a member answers
     /// `added` again (facts §8), so this is idempotent.
-    pub async fn add_to_list(&self, list: u64, ids: &[u64]) -> Result<HashMap<u64, MembershipResult>> {
-        self.membership("add_to_list", Method::Post, list, ids).await
+    pub async fn add_to_list(
+        &self,
+        list: u64,
+        ids: &[u64],
+    ) -> Result<HashMap<u64, MembershipResult>> {
+        self.membership("add_to_list", Method::Post, list, ids)
+            .await
     }
 
     /// Remove up to 300 leads from a static list. A lead that is not a
@@ -291,7 +307,8 @@ impl MarketoClient {
         list: u64,
         ids: &[u64],
     ) -> Result<HashMap<u64, MembershipResult>> {
-        self.membership("remove_from_list", Method::Delete, list, ids).await
+        self.membership("remove_from_list", Method::Delete, list, ids)
+            .await
     }
 
     async fn membership(
@@ -342,16 +359,21 @@ impl MarketoClient {
 
     /// One page of a static list's members (`id` and `email`), 300 a page.
     pub async fn list_members_page(&self, list: u64, token: Option<&str>) -> Result<Page<LeadRef>> {
-        let mut req = ApiRequest::get("get_list_members", format!("/rest/v1/lists/{list}/leads.json"))
-            .query("fields", "id,email")
-            .query("batchSize", MAX_BATCH.to_string());
+        let mut req = ApiRequest::get(
+            "get_list_members",
+            format!("/rest/v1/lists/{list}/leads.json"),
+        )
+        .query("fields", "id,email")
+        .query("batchSize", MAX_BATCH.to_string());
         if let Some(t) = token {
             req = req.query("nextPageToken", t);
         }
         let env = self.call(req).await?;
         let items: Vec<LeadRef> = env.result.iter().filter_map(lead_ref).collect();
         // No moreResult here: stop when the token is gone or the page empty.
-        let next = env.next_page_token.filter(|t| !t.is_empty() && !items.is_empty());
+        let next = env
+            .next_page_token
+            .filter(|t| !t.is_empty() && !items.is_empty());
         Ok(Page { items, next })
     }
 
@@ -394,7 +416,12 @@ impl MarketoClient {
     /// Submit a bulk lead import (CSV whose header row holds REST field
     /// names); the leads also join `list`. Not retried once it may have
     /// reached Marketo: a second submission would queue a second job.
-    pub async fn bulk_import(&self, csv: Vec<u8>, list: Option<u64>, lookup_field: &str) -> Result<ImportStatus> {
+    pub async fn bulk_import(
+        &self,
+        csv: Vec<u8>,
+        list: Option<u64>,
+        lookup_field: &str,
+    ) -> Result<ImportStatus> {
         let op = "bulk_import";
         let mut req = ApiRequest::get(op, "/bulk/v1/leads.json")
             .query("format", "csv")
@@ -422,7 +449,10 @@ impl MarketoClient {
     pub async fn import_status(&self, batch_id: u64) -> Result<ImportStatus> {
         let op = "bulk_import_status";
         let env = self
-            .call(ApiRequest::get(op, format!("/bulk/v1/leads/batch/{batch_id}.json")))
+            .call(ApiRequest::get(
+                op,
+                format!("/bulk/v1/leads/batch/{batch_id}.json"),
+            ))
             .await?;
         let item = env
             .result
@@ -496,7 +526,8 @@ mod tests {
                 message: "Invalid value for field 'email' <redacted>".into()
             }
         );
-        let singular = json!({"status":"skipped","reason":{"code":"1004","message":"Lead not found"}});
+        let singular =
+            json!({"status":"skipped","reason":{"code":"1004","message":"Lead not found"}});
         assert_eq!(rejection(&singular).code, "1004");
         assert_eq!(rejection(&json!({"status":"skipped"})).code, "skipped");
     }

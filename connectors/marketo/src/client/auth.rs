@@ -177,14 +177,18 @@ impl TokenCache {
                     .with_hint("check the endpoint host and your network")
             })?,
             Err(e) => {
-                return Err(Error::transient(format!("cannot reach Marketo Identity: {e}")))
+                return Err(Error::transient(format!(
+                    "cannot reach Marketo Identity: {e}"
+                )))
             }
         };
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Error::transient(format!("reading the Identity answer failed: {}", e.without_url())))?;
+        let body = response.bytes().await.map_err(|e| {
+            Error::transient(format!(
+                "reading the Identity answer failed: {}",
+                e.without_url()
+            ))
+        })?;
         if status.is_success() {
             let ok: IdentityOk = serde_json::from_slice(&body).map_err(|_| {
                 Error::internal("Marketo Identity answered with an unexpected body")

@@ -137,10 +137,10 @@ impl Limiter {
                     s.quota_spent = false;
                 }
                 if s.quota_spent {
-                    return Err(Error::quota_exhausted(
-                        "Marketo's daily API quota is spent",
-                    )
-                    .with_hint("the quota resets at midnight US Central time; run again then to resume"));
+                    return Err(Error::quota_exhausted("Marketo's daily API quota is spent")
+                        .with_hint(
+                        "the quota resets at midnight US Central time; run again then to resume",
+                    ));
                 }
                 if s.used_today >= s.limits.daily_budget {
                     return Err(Error::quota_exhausted(format!(
@@ -162,8 +162,7 @@ impl Limiter {
                 match s.paused_until {
                     Some(until) if until > now => Some(until),
                     _ => {
-                        let window_full =
-                            s.in_flight + s.answered.len() >= s.limits.calls as usize;
+                        let window_full = s.in_flight + s.answered.len() >= s.limits.calls as usize;
                         if s.in_flight >= s.limits.max_concurrency {
                             None
                         } else if window_full {
@@ -360,11 +359,20 @@ mod tests {
 
     #[test]
     fn shared_per_origin_and_tightened() {
-        let a = Limiter::shared("http://limiter-test.invalid:1", limits(100, 20_000, 10, 50_000));
-        let b = Limiter::shared("HTTP://LIMITER-TEST.invalid:1", limits(50, 20_000, 5, 60_000));
+        let a = Limiter::shared(
+            "http://limiter-test.invalid:1",
+            limits(100, 20_000, 10, 50_000),
+        );
+        let b = Limiter::shared(
+            "HTTP://LIMITER-TEST.invalid:1",
+            limits(50, 20_000, 5, 60_000),
+        );
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.limits(), limits(50, 20_000, 5, 50_000));
-        let c = Limiter::shared("http://limiter-test.invalid:2", limits(100, 20_000, 10, 50_000));
+        let c = Limiter::shared(
+            "http://limiter-test.invalid:2",
+            limits(100, 20_000, 10, 50_000),
+        );
         assert!(!Arc::ptr_eq(&a, &c));
     }
 }

@@ -11,6 +11,8 @@ pub mod retry;
 pub mod service;
 pub mod wire;
 
-pub use api::{ImportStatus, LeadRef, ListInfo, ListLookup, MembershipResult, Page, UpsertResult, MAX_BATCH};
+pub use api::{
+    ImportStatus, LeadRef, ListInfo, ListLookup, MembershipResult, Page, UpsertResult, MAX_BATCH,
+};
 pub use limiter::{LimitSettings, Limiter};
 pub use service::{ClientOptions, MarketoClient};

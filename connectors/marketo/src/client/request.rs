@@ -160,10 +160,26 @@ mod tests {
     #[test]
     fn join_never_emits_double_slashes() {
         for (origin, path, want) in [
-            ("https://h.mktorest.com", "/rest/v1/leads.json", "https://h.mktorest.com/rest/v1/leads.json"),
-            ("https://h.mktorest.com/", "/rest/v1/leads.json", "https://h.mktorest.com/rest/v1/leads.json"),
-            ("https://h.mktorest.com", "rest//v1/lists/1001.json", "https://h.mktorest.com/rest/v1/lists/1001.json"),
-            ("http://127.0.0.1:9", "//bulk/v1/leads.json", "http://127.0.0.1:9/bulk/v1/leads.json"),
+            (
+                "https://h.mktorest.com",
+                "/rest/v1/leads.json",
+                "https://h.mktorest.com/rest/v1/leads.json",
+            ),
+            (
+                "https://h.mktorest.com/",
+                "/rest/v1/leads.json",
+                "https://h.mktorest.com/rest/v1/leads.json",
+            ),
+            (
+                "https://h.mktorest.com",
+                "rest//v1/lists/1001.json",
+                "https://h.mktorest.com/rest/v1/lists/1001.json",
+            ),
+            (
+                "http://127.0.0.1:9",
+                "//bulk/v1/leads.json",
+                "http://127.0.0.1:9/bulk/v1/leads.json",
+            ),
         ] {
             let url = join(origin, path);
             assert_eq!(url, want);

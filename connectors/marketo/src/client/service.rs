@@ -133,7 +133,9 @@ impl MarketoClient {
     pub async fn call(&self, req: ApiRequest) -> Result<Envelope> {
         match self.send(req).await? {
             Reply::Envelope(e) => Ok(e),
-            Reply::Text(_) => Err(Error::internal("Marketo answered text where JSON was expected")),
+            Reply::Text(_) => Err(Error::internal(
+                "Marketo answered text where JSON was expected",
+            )),
         }
     }
 
@@ -164,9 +166,13 @@ impl MarketoClient {
                     message,
                 } => (verdict, nothing_executed, message),
             };
-            tracing::debug!(op = req.op, attempt = attempts, ?verdict, "Marketo call failed");
-            let may_repeat =
-                nothing_executed || req.idempotency == Idempotency::Idempotent;
+            tracing::debug!(
+                op = req.op,
+                attempt = attempts,
+                ?verdict,
+                "Marketo call failed"
+            );
+            let may_repeat = nothing_executed || req.idempotency == Idempotency::Idempotent;
             match verdict {
                 Verdict::Reauth if !reauthed => {
                     reauthed = true;
@@ -260,7 +266,10 @@ impl MarketoClient {
             .bearer_auth(token.expose());
         if let Some(form) = prepared.form {
             builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
                 .body(form);
         } else {
             match &req.body {
@@ -326,7 +335,11 @@ impl MarketoClient {
         }
     }
 
-    fn transport_failure(&self, e: reqwest::Error, permit: Option<super::limiter::Permit>) -> Attempt {
+    fn transport_failure(
+        &self,
+        e: reqwest::Error,
+        permit: Option<super::limiter::Permit>,
+    ) -> Attempt {
         let e = e.without_url();
         if e.is_timeout() {
             if let Some(p) = permit {

@@ -59,7 +59,13 @@ impl Envelope {
 pub fn scrub(message: &str) -> String {
     message
         .split(' ')
-        .map(|word| if word.contains('@') { "<redacted>" } else { word })
+        .map(|word| {
+            if word.contains('@') {
+                "<redacted>"
+            } else {
+                word
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -108,6 +114,9 @@ mod tests {
             scrub("Lead 'a.b@example.com' already exists"),
             "Lead <redacted> already exists"
         );
-        assert_eq!(scrub("Invalid value for field 'email'"), "Invalid value for field 'email'");
+        assert_eq!(
+            scrub("Invalid value for field 'email'"),
+            "Invalid value for field 'email'"
+        );
     }
 }
