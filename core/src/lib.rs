@@ -11,6 +11,7 @@ pub mod error;
 pub mod mapping;
 pub mod record;
 pub mod registry;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod source;

@@ -108,9 +108,11 @@ impl Column {
                 Column::Int64(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
             }
             DataType::Float64 => Column::Float64(array.as_primitive::<Float64Type>().clone()),
-            DataType::Float16 | DataType::Float32 => {
-                Column::Float64(cast(&DataType::Float64)?.as_primitive::<Float64Type>().clone())
-            }
+            DataType::Float16 | DataType::Float32 => Column::Float64(
+                cast(&DataType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            ),
             DataType::Decimal128(_, scale) => {
                 Column::Decimal(array.as_primitive::<Decimal128Type>().clone(), *scale)
             }

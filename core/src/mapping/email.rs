@@ -40,7 +40,10 @@ pub fn normalise_email(raw: &str) -> Result<String, (&'static str, String)> {
             ),
         ));
     }
-    if email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if email
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return invalid("contains a space or a control character");
     }
     let mut parts = email.split('@');
@@ -65,7 +68,9 @@ pub fn normalise_email(raw: &str) -> Result<String, (&'static str, String)> {
     // by most mail systems and marketing tools; rejecting them early is safer
     // than a per-record failure at the destination.
     if let Some(c) = local.chars().find(|c| "\"(),:;<>[\\]".contains(*c)) {
-        return invalid(&format!("the character '{c}' is not allowed before the '@'"));
+        return invalid(&format!(
+            "the character '{c}' is not allowed before the '@'"
+        ));
     }
     if !domain.contains('.') {
         return invalid("the domain has no '.'");
@@ -77,7 +82,10 @@ pub fn normalise_email(raw: &str) -> Result<String, (&'static str, String)> {
         if label.len() > 63 {
             return invalid("a domain label is longer than 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return invalid("the domain may hold only letters, digits, '-' and '.'");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -157,7 +165,11 @@ mod tests {
 
     #[test]
     fn overlong_is_key_too_long() {
-        let long = format!("{}@{}.com", "a".repeat(60), "b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(63));
+        let long = format!(
+            "{}@{}.com",
+            "a".repeat(60),
+            "b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(63)
+        );
         assert!(long.len() > MAX_EMAIL_LEN);
         assert_eq!(code(&long), KEY_TOO_LONG);
         let long_local = format!("{}@example.com", "a".repeat(65));
@@ -166,7 +178,11 @@ mod tests {
 
     #[test]
     fn messages_never_repeat_the_value() {
-        for bad in ["secret.person@", "secret.person@nowhere", "secret person@x.com"] {
+        for bad in [
+            "secret.person@",
+            "secret.person@nowhere",
+            "secret person@x.com",
+        ] {
             let (_, msg) = normalise_email(bad).unwrap_err();
             assert!(!msg.contains("secret"), "{msg}");
         }

@@ -75,9 +75,14 @@ impl Mapper {
                     );
                     if let Some(close) = fields.iter().find(|f| f.name.eq_ignore_ascii_case(field))
                     {
-                        e = e.with_hint(format!("field names are case-sensitive: did you mean `{}`?", close.name));
+                        e = e.with_hint(format!(
+                            "field names are case-sensitive: did you mean `{}`?",
+                            close.name
+                        ));
                     } else {
-                        e = e.with_hint("use the field's API name as the destination's describe lists it");
+                        e = e.with_hint(
+                            "use the field's API name as the destination's describe lists it",
+                        );
                     }
                     errors.push(e);
                     continue;
@@ -192,7 +197,10 @@ impl Mapper {
                 message,
             };
             let array = batch.column_by_name(&m.column).ok_or_else(|| {
-                unreadable(format!("the segment has no column `{}` in this batch", m.column))
+                unreadable(format!(
+                    "the segment has no column `{}` in this batch",
+                    m.column
+                ))
             })?;
             Column::resolve(array).map_err(unreadable)
         };
@@ -300,7 +308,13 @@ impl Mapper {
         }
     }
 
-    fn invalid_value(&self, lookup_col: &Column, i: usize, m: &MappedField, reason: &str) -> RowReject {
+    fn invalid_value(
+        &self,
+        lookup_col: &Column,
+        i: usize,
+        m: &MappedField,
+        reason: &str,
+    ) -> RowReject {
         RowReject {
             row: 0,
             key: lookup_col.get(i).ok().flatten().map(raw_text),
@@ -346,7 +360,10 @@ fn compatible(kind: Kind, target: Target) -> bool {
     match target {
         Target::Text { .. } => true,
         Target::Integer | Target::Float => {
-            matches!(kind, Kind::Text | Kind::Integer | Kind::Float | Kind::Decimal)
+            matches!(
+                kind,
+                Kind::Text | Kind::Integer | Kind::Float | Kind::Decimal
+            )
         }
         Target::Boolean => matches!(kind, Kind::Text | Kind::Boolean | Kind::Integer),
         Target::Date | Target::Datetime => {

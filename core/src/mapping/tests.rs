@@ -9,9 +9,9 @@ use std::sync::Arc;
 use arrow_array::builder::StringDictionaryBuilder;
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    ArrayRef, BooleanArray, Date32Array, Date64Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, RecordBatch,
-    StringArray, StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Date32Array, Date64Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
     TimestampNanosecondArray, TimestampSecondArray, UInt16Array, UInt32Array, UInt64Array,
     UInt8Array,
 };
@@ -121,7 +121,11 @@ fn new_reports_every_problem_at_once_with_paths() {
     assert!(fname.hint.as_deref().unwrap().contains("`firstName`"));
     let missing = by_path["mapping.lastName"];
     assert!(missing.message.contains("`surname`"));
-    assert!(missing.hint.as_deref().unwrap().contains("mail, first, flag"));
+    assert!(missing
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("mail, first, flag"));
     assert!(by_path["mapping.id"].message.contains("read-only"));
     assert!(by_path["mapping.birthday"].message.contains("boolean"));
 }
@@ -129,8 +133,13 @@ fn new_reports_every_problem_at_once_with_paths() {
 #[test]
 fn new_suggests_a_column_differing_in_case() {
     let b = batch(vec![("Email", emails(&[Some("a@b.co")]))]);
-    let err = Mapper::new(&mapping(&[("email", "email")]), "email", &marketo_fields(), &b.schema())
-        .unwrap_err();
+    let err = Mapper::new(
+        &mapping(&[("email", "email")]),
+        "email",
+        &marketo_fields(),
+        &b.schema(),
+    )
+    .unwrap_err();
     let hint = err.config_errors()[0].hint.clone().unwrap();
     assert!(hint.contains("did you mean `Email`"), "{hint}");
 }
@@ -138,8 +147,13 @@ fn new_suggests_a_column_differing_in_case() {
 #[test]
 fn new_refuses_a_non_text_lookup_column() {
     let b = batch(vec![("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]);
-    let err = Mapper::new(&mapping(&[("email", "n")]), "email", &marketo_fields(), &b.schema())
-        .unwrap_err();
+    let err = Mapper::new(
+        &mapping(&[("email", "n")]),
+        "email",
+        &marketo_fields(),
+        &b.schema(),
+    )
+    .unwrap_err();
     assert_eq!(err.config_errors()[0].path, "mapping.email");
     assert!(err.config_errors()[0].message.contains("needs text"));
 }
@@ -150,7 +164,10 @@ fn fields_lists_lookup_first() {
         ("mail", emails(&[Some("a@b.co")])),
         ("s", Arc::new(StringArray::from(vec!["x"])) as ArrayRef),
     ]);
-    let m = mapper(&[("email", "mail"), ("lastName", "s"), ("firstName", "s")], &b);
+    let m = mapper(
+        &[("email", "mail"), ("lastName", "s"), ("firstName", "s")],
+        &b,
+    );
     assert_eq!(FieldMapping::fields(&m), ["email", "firstName", "lastName"]);
     assert_eq!(m.columns(), ["mail", "s"]);
     assert_eq!(m.lookup_column(), "mail");
@@ -191,14 +208,26 @@ fn lookup_is_normalised_and_bad_keys_rejected_with_codes() {
             (104, INVALID_EMAIL, Some("jos\u{e9}@example.com")),
         ]
     );
-    assert!(out.rejects.iter().all(|r| r.column.as_deref() == Some("mail")));
+    assert!(out
+        .rejects
+        .iter()
+        .all(|r| r.column.as_deref() == Some("mail")));
 }
 
 #[test]
 fn lookup_longer_than_its_field_is_rejected_not_truncated() {
     let fields = vec![spec("email", FieldType::Email, Some(12))];
-    let b = batch(vec![("mail", emails(&[Some("abc@defgh.com"), Some("ab@defgh.com")]))]);
-    let m = Mapper::new(&mapping(&[("email", "mail")]), "email", &fields, &b.schema()).unwrap();
+    let b = batch(vec![(
+        "mail",
+        emails(&[Some("abc@defgh.com"), Some("ab@defgh.com")]),
+    )]);
+    let m = Mapper::new(
+        &mapping(&[("email", "mail")]),
+        "email",
+        &fields,
+        &b.schema(),
+    )
+    .unwrap();
     let out = m.map_batch(&b, 0);
     assert_eq!(out.records.len(), 1);
     assert_eq!(out.rejects[0].code, KEY_TOO_LONG);
@@ -225,36 +254,64 @@ fn reject_debug_hides_the_key() {
 fn text_is_trimmed_and_blank_is_null() {
     let a: ArrayRef = Arc::new(StringArray::from(vec![Some("  Ana "), Some("  "), None]));
     let b = batch(vec![
-        ("mail", emails(&[Some("a@b.co"), Some("b@b.co"), Some("c@b.co")])),
+        (
+            "mail",
+            emails(&[Some("a@b.co"), Some("b@b.co"), Some("c@b.co")]),
+        ),
         ("v", a),
     ]);
     let out = mapper(&[("email", "mail"), ("lastName", "v")], &b).map_batch(&b, 0);
-    let got: Vec<&FieldValue> = out.records.iter().map(|(_, r)| &r.fields["lastName"]).collect();
+    let got: Vec<&FieldValue> = out
+        .records
+        .iter()
+        .map(|(_, r)| &r.fields["lastName"])
+        .collect();
     assert_eq!(got, [&text("Ana"), &FieldValue::Null, &FieldValue::Null]);
 }
 
 #[test]
 fn long_text_is_truncated_at_a_char_boundary_and_counted() {
     // firstName holds 10 characters; "é" is two bytes.
-    let a: ArrayRef = Arc::new(StringArray::from(vec!["ééééééééééééé", "short", "0123456789X"]));
+    let a: ArrayRef = Arc::new(StringArray::from(vec![
+        "ééééééééééééé",
+        "short",
+        "0123456789X",
+    ]));
     let b = batch(vec![
-        ("mail", emails(&[Some("a@b.co"), Some("b@b.co"), Some("c@b.co")])),
+        (
+            "mail",
+            emails(&[Some("a@b.co"), Some("b@b.co"), Some("c@b.co")]),
+        ),
         ("v", a),
     ]);
     let out = mapper(&[("email", "mail"), ("firstName", "v")], &b).map_batch(&b, 0);
     assert_eq!(out.truncated_values, 2);
-    let got: Vec<&FieldValue> = out.records.iter().map(|(_, r)| &r.fields["firstName"]).collect();
-    assert_eq!(got, [&text("éééééééééé"), &text("short"), &text("0123456789")]);
+    let got: Vec<&FieldValue> = out
+        .records
+        .iter()
+        .map(|(_, r)| &r.fields["firstName"])
+        .collect();
+    assert_eq!(
+        got,
+        [&text("éééééééééé"), &text("short"), &text("0123456789")]
+    );
 }
 
 #[test]
 fn truncation_in_a_rejected_row_is_not_counted() {
     let b = batch(vec![
         ("mail", emails(&[Some("a@b.co")])),
-        ("name", Arc::new(StringArray::from(vec!["much too long a name"])) as ArrayRef),
+        (
+            "name",
+            Arc::new(StringArray::from(vec!["much too long a name"])) as ArrayRef,
+        ),
         ("s", Arc::new(StringArray::from(vec!["x"])) as ArrayRef),
     ]);
-    let out = mapper(&[("email", "mail"), ("firstName", "name"), ("score", "s")], &b).map_batch(&b, 0);
+    let out = mapper(
+        &[("email", "mail"), ("firstName", "name"), ("score", "s")],
+        &b,
+    )
+    .map_batch(&b, 0);
     assert_eq!(out.rejects.len(), 1);
     assert_eq!(out.truncated_values, 0);
 }
@@ -262,16 +319,29 @@ fn truncation_in_a_rejected_row_is_not_counted() {
 #[test]
 fn bad_value_rejects_the_row_naming_the_column() {
     let b = batch(vec![
-        ("mail", emails(&[Some("Secret@Example.com"), Some("b@b.co")])),
-        ("pts", Arc::new(StringArray::from(vec!["12abc", "12"])) as ArrayRef),
+        (
+            "mail",
+            emails(&[Some("Secret@Example.com"), Some("b@b.co")]),
+        ),
+        (
+            "pts",
+            Arc::new(StringArray::from(vec!["12abc", "12"])) as ArrayRef,
+        ),
     ]);
     let out = mapper(&[("email", "mail"), ("score", "pts")], &b).map_batch(&b, 7);
     assert_eq!(out.records.len(), 1);
     assert_eq!(out.records[0].0, 8);
     let r = &out.rejects[0];
-    assert_eq!((r.row, r.code.as_str(), r.column.as_deref()), (7, INVALID_VALUE, Some("pts")));
+    assert_eq!(
+        (r.row, r.code.as_str(), r.column.as_deref()),
+        (7, INVALID_VALUE, Some("pts"))
+    );
     assert_eq!(r.key.as_deref(), Some("Secret@Example.com"));
-    assert!(r.message.contains("`score`") && !r.message.contains("12abc"), "{}", r.message);
+    assert!(
+        r.message.contains("`score`") && !r.message.contains("12abc"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
@@ -284,7 +354,10 @@ fn a_column_missing_from_a_batch_rejects_every_row() {
     let bad = batch(vec![("mail", emails(&[Some("a@b.co"), Some("b@b.co")]))]);
     let out = m.map_batch(&bad, 10);
     assert!(out.records.is_empty());
-    assert_eq!(out.rejects.iter().map(|r| r.row).collect::<Vec<_>>(), [10, 11]);
+    assert_eq!(
+        out.rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
+        [10, 11]
+    );
     assert!(out.rejects.iter().all(|r| r.code == MISSING_COLUMN));
 }
 
@@ -367,12 +440,18 @@ fn decimal128() {
                 .unwrap(),
         )
     };
-    assert_eq!(one("ltv", dec(123_456, 10, 2)), Ok(FieldValue::Float(1234.56)));
+    assert_eq!(
+        one("ltv", dec(123_456, 10, 2)),
+        Ok(FieldValue::Float(1234.56))
+    );
     assert_eq!(one("lastName", dec(123_456, 10, 2)), Ok(text("1234.56")));
     assert_eq!(one("lastName", dec(-5, 10, 3)), Ok(text("-0.005")));
     assert_eq!(one("lastName", dec(12, 10, -2)), Ok(text("1200")));
     assert_eq!(one("score", dec(4_200, 10, 2)), Ok(FieldValue::Int(42)));
-    assert_eq!(one("score", dec(4_201, 10, 2)).unwrap_err().code, INVALID_VALUE);
+    assert_eq!(
+        one("score", dec(4_201, 10, 2)).unwrap_err().code,
+        INVALID_VALUE
+    );
     assert_eq!(one("score", dec(12, 10, -2)), Ok(FieldValue::Int(1200)));
 }
 
@@ -401,7 +480,10 @@ fn dates() {
     // 2024-02-29 is day 19782 since the epoch.
     let d32: ArrayRef = Arc::new(Date32Array::from(vec![19_782]));
     assert_eq!(one("birthday", d32.clone()), Ok(text("2024-02-29")));
-    assert_eq!(one("lastSeen", d32.clone()), Ok(text("2024-02-29T00:00:00Z")));
+    assert_eq!(
+        one("lastSeen", d32.clone()),
+        Ok(text("2024-02-29T00:00:00Z"))
+    );
     assert_eq!(one("lastName", d32), Ok(text("2024-02-29")));
     let d64: ArrayRef = Arc::new(Date64Array::from(vec![19_782i64 * 86_400_000]));
     assert_eq!(one("birthday", d64), Ok(text("2024-02-29")));
@@ -426,7 +508,12 @@ fn timestamps_in_every_unit_with_and_without_zone() {
         Arc::new(TimestampSecondArray::from(vec![secs]).with_timezone("+05:30")),
     ];
     for a in arrays {
-        assert_eq!(one("lastSeen", a.clone()), Ok(text("2024-03-10T07:30:15Z")), "{:?}", a.data_type());
+        assert_eq!(
+            one("lastSeen", a.clone()),
+            Ok(text("2024-03-10T07:30:15Z")),
+            "{:?}",
+            a.data_type()
+        );
         assert_eq!(one("birthday", a.clone()), Ok(text("2024-03-10")));
         assert_eq!(one("lastName", a), Ok(text("2024-03-10T07:30:15Z")));
     }
@@ -435,11 +522,31 @@ fn timestamps_in_every_unit_with_and_without_zone() {
 #[test]
 fn date_and_datetime_text() {
     let cases = [
-        ("2024-03-10", Some("2024-03-10"), Some("2024-03-10T00:00:00Z")),
-        ("2024-03-10T07:30:15Z", Some("2024-03-10"), Some("2024-03-10T07:30:15Z")),
-        ("2024-03-10T01:30:15-08:00", Some("2024-03-10"), Some("2024-03-10T09:30:15Z")),
-        ("2024-03-10 07:30:15", Some("2024-03-10"), Some("2024-03-10T07:30:15Z")),
-        ("2024-03-10T07:30:15.123456", Some("2024-03-10"), Some("2024-03-10T07:30:15Z")),
+        (
+            "2024-03-10",
+            Some("2024-03-10"),
+            Some("2024-03-10T00:00:00Z"),
+        ),
+        (
+            "2024-03-10T07:30:15Z",
+            Some("2024-03-10"),
+            Some("2024-03-10T07:30:15Z"),
+        ),
+        (
+            "2024-03-10T01:30:15-08:00",
+            Some("2024-03-10"),
+            Some("2024-03-10T09:30:15Z"),
+        ),
+        (
+            "2024-03-10 07:30:15",
+            Some("2024-03-10"),
+            Some("2024-03-10T07:30:15Z"),
+        ),
+        (
+            "2024-03-10T07:30:15.123456",
+            Some("2024-03-10"),
+            Some("2024-03-10T07:30:15Z"),
+        ),
         ("2024-02-30", None, None),
         ("yesterday", None, None),
         ("10/03/2024", None, None),
@@ -467,7 +574,11 @@ fn numeric_text() {
         ("", None, None),
     ] {
         let a: ArrayRef = Arc::new(StringArray::from(vec![input]));
-        assert_eq!(one("score", a.clone()).ok(), int.map(FieldValue::Int), "{input}");
+        assert_eq!(
+            one("score", a.clone()).ok(),
+            int.map(FieldValue::Int),
+            "{input}"
+        );
         assert_eq!(one("ltv", a).ok(), float.map(FieldValue::Float), "{input}");
     }
 }
@@ -484,10 +595,18 @@ fn nulls_become_null_in_every_type() {
         ("mail", emails(&[Some("a@b.co")])),
         ("i", Arc::new(Int64Array::from(vec![None])) as ArrayRef),
         ("d", Arc::new(Date32Array::from(vec![None])) as ArrayRef),
-        ("s", Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef,
+        ),
     ]);
     let m = mapper(
-        &[("email", "mail"), ("score", "i"), ("birthday", "d"), ("vip", "s")],
+        &[
+            ("email", "mail"),
+            ("score", "i"),
+            ("birthday", "d"),
+            ("vip", "s"),
+        ],
         &b,
     );
     let out = m.map_batch(&b, 0);

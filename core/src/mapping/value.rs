@@ -12,7 +12,9 @@ use crate::record::FieldValue;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
     /// Text of at most `max_len` characters (longer values are truncated).
-    Text { max_len: Option<usize> },
+    Text {
+        max_len: Option<usize>,
+    },
     Integer,
     Float,
     Boolean,
@@ -154,7 +156,8 @@ fn integer(raw: Raw<'_>) -> Result<i64, String> {
             Ok(f as i64)
         }
         Raw::Decimal(v, scale) => {
-            let whole = decimal_to_whole(v, scale).ok_or_else(|| "not a whole number".to_string())?;
+            let whole =
+                decimal_to_whole(v, scale).ok_or_else(|| "not a whole number".to_string())?;
             i64::try_from(whole).map_err(|_| out_of_range())
         }
         Raw::Text(s) => parse_integer_text(s.trim()),
@@ -181,7 +184,9 @@ fn parse_integer_text(s: &str) -> Result<i64, String> {
             return Err("not a whole number".to_string());
         }
     }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') {
+    if s.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+')
+    {
         return Err("the number is outside the 64-bit integer range".to_string());
     }
     Err("the text is not an integer".to_string())
@@ -236,7 +241,13 @@ fn boolean(raw: Raw<'_>) -> Result<bool, String> {
         Raw::Int(_) => Err("only 0 and 1 are booleans".to_string()),
         Raw::Text(s) => {
             let t = s.trim();
-            for (yes, no) in [("true", "false"), ("yes", "no"), ("1", "0"), ("y", "n"), ("t", "f")] {
+            for (yes, no) in [
+                ("true", "false"),
+                ("yes", "no"),
+                ("1", "0"),
+                ("y", "n"),
+                ("t", "f"),
+            ] {
                 if t.eq_ignore_ascii_case(yes) {
                     return Ok(true);
                 }
@@ -293,12 +304,21 @@ fn parse_datetime_text(t: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
             return Some(dt.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(dt.and_utc());
         }

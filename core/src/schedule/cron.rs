@@ -42,16 +42,18 @@ impl Schedule {
         let mut errors = Vec::new();
         let tz = match timezone.map(str::trim) {
             None | Some("") => Some(Tz::UTC),
-            Some(name) => match Tz::from_str(name) {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    errors.push(
+            Some(name) => {
+                match Tz::from_str(name) {
+                    Ok(tz) => Some(tz),
+                    Err(_) => {
+                        errors.push(
                         ConfigError::new("timezone", format!("`{name}` is not a known time zone"))
                             .with_hint("use an IANA name such as `UTC`, `Europe/Paris` or `America/Chicago`"),
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
         };
         let trimmed = expr.trim();
         let fields = trimmed.split_whitespace().count();

@@ -68,7 +68,10 @@ pub struct Planner {
 impl Planner {
     /// Plan `schedules` from `now`: each destination's first run is its
     /// first tick after `now`.
-    pub fn new(schedules: impl IntoIterator<Item = (String, Schedule)>, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        schedules: impl IntoIterator<Item = (String, Schedule)>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let jobs = schedules
             .into_iter()
             .map(|(name, schedule)| {

@@ -88,24 +88,41 @@ fn month_ends() {
     let s = sched("0 12 31 * *", None);
     assert_eq!(
         ticks(&s, "2026-01-31T12:00:00Z", 3),
-        ["2026-03-31T12:00:00Z", "2026-05-31T12:00:00Z", "2026-07-31T12:00:00Z"]
+        [
+            "2026-03-31T12:00:00Z",
+            "2026-05-31T12:00:00Z",
+            "2026-07-31T12:00:00Z"
+        ]
     );
     // `L`: the last day of each month, leap February included.
     let s = sched("0 0 L * *", Some("Asia/Tokyo"));
     assert_eq!(
         ticks(&s, "2028-01-15T00:00:00Z", 3),
-        ["2028-01-30T15:00:00Z", "2028-02-28T15:00:00Z", "2028-03-30T15:00:00Z"]
+        [
+            "2028-01-30T15:00:00Z",
+            "2028-02-28T15:00:00Z",
+            "2028-03-30T15:00:00Z"
+        ]
     );
     // A year boundary.
     let s = sched("0 0 1 * *", None);
-    assert_eq!(ticks(&s, "2026-12-31T23:59:59Z", 1), ["2027-01-01T00:00:00Z"]);
+    assert_eq!(
+        ticks(&s, "2026-12-31T23:59:59Z", 1),
+        ["2027-01-01T00:00:00Z"]
+    );
 }
 
 #[test]
 fn last_tick_at_or_before() {
     let s = sched("0 3 * * *", None);
-    assert_eq!(s.last_at_or_before(at("2026-05-02T03:00:00Z")), Some(at("2026-05-02T03:00:00Z")));
-    assert_eq!(s.last_at_or_before(at("2026-05-02T02:59:59Z")), Some(at("2026-05-01T03:00:00Z")));
+    assert_eq!(
+        s.last_at_or_before(at("2026-05-02T03:00:00Z")),
+        Some(at("2026-05-02T03:00:00Z"))
+    );
+    assert_eq!(
+        s.last_at_or_before(at("2026-05-02T02:59:59Z")),
+        Some(at("2026-05-01T03:00:00Z"))
+    );
 }
 
 #[test]
@@ -122,15 +139,30 @@ fn bad_schedules_are_config_errors_with_paths() {
 #[test]
 fn quota_resets_at_midnight_chicago_across_dst() {
     // Winter: CST is UTC-6.
-    assert_eq!(next_quota_reset(at("2026-01-15T12:00:00Z")), at("2026-01-16T06:00:00Z"));
+    assert_eq!(
+        next_quota_reset(at("2026-01-15T12:00:00Z")),
+        at("2026-01-16T06:00:00Z")
+    );
     // Summer: CDT is UTC-5.
-    assert_eq!(next_quota_reset(at("2026-07-15T12:00:00Z")), at("2026-07-16T05:00:00Z"));
+    assert_eq!(
+        next_quota_reset(at("2026-07-15T12:00:00Z")),
+        at("2026-07-16T05:00:00Z")
+    );
     // Just before midnight CST on the day DST starts: midnight is still CST.
-    assert_eq!(next_quota_reset(at("2026-03-08T05:59:00Z")), at("2026-03-08T06:00:00Z"));
+    assert_eq!(
+        next_quota_reset(at("2026-03-08T05:59:00Z")),
+        at("2026-03-08T06:00:00Z")
+    );
     // The evening DST started: the next midnight is CDT.
-    assert_eq!(next_quota_reset(at("2026-03-09T04:00:00Z")), at("2026-03-09T05:00:00Z"));
+    assert_eq!(
+        next_quota_reset(at("2026-03-09T04:00:00Z")),
+        at("2026-03-09T05:00:00Z")
+    );
     // Exactly at a reset: the next one.
-    assert_eq!(next_quota_reset(at("2026-01-16T06:00:00Z")), at("2026-01-17T06:00:00Z"));
+    assert_eq!(
+        next_quota_reset(at("2026-01-16T06:00:00Z")),
+        at("2026-01-17T06:00:00Z")
+    );
 }
 
 // ---- the planner ----
@@ -221,15 +253,24 @@ fn a_paused_run_resumes_at_the_next_tick_when_it_comes_first() {
     // The resume was consumed by that run; it does not fire again.
     p.finished("mkto", Outcome::Succeeded, at("2026-01-15T13:10:00Z"));
     assert_eq!(p.next_wake(), Some(at("2026-01-15T14:00:00Z")));
-    assert_eq!(p.next_runs(), [("mkto".to_string(), Some(at("2026-01-15T14:00:00Z")))]);
+    assert_eq!(
+        p.next_runs(),
+        [("mkto".to_string(), Some(at("2026-01-15T14:00:00Z")))]
+    );
 }
 
 #[test]
 fn a_paused_destination_found_at_start_up_resumes() {
     let mut p = planner("0 12 * * *", "2026-01-15T22:00:00Z");
     p.mark_paused("mkto", at("2026-01-15T21:00:00Z"));
-    assert_eq!(p.next_runs(), [("mkto".to_string(), Some(at("2026-01-16T06:00:00Z")))]);
-    assert_eq!(p.poll(at("2026-01-16T06:00:00Z")), [start("2026-01-16T06:00:00Z", Trigger::Resume)]);
+    assert_eq!(
+        p.next_runs(),
+        [("mkto".to_string(), Some(at("2026-01-16T06:00:00Z")))]
+    );
+    assert_eq!(
+        p.poll(at("2026-01-16T06:00:00Z")),
+        [start("2026-01-16T06:00:00Z", Trigger::Resume)]
+    );
 }
 
 #[test]
@@ -259,7 +300,12 @@ fn overlap_skip_is_recorded_in_the_history() {
         for action in p.poll(clock.now()) {
             if let Action::Skip { destination, due } = action {
                 store
-                    .record_skip(&destination, due, "the previous run is still going", clock.now())
+                    .record_skip(
+                        &destination,
+                        due,
+                        "the previous run is still going",
+                        clock.now(),
+                    )
                     .unwrap();
                 skipped += 1;
             }
@@ -269,7 +315,10 @@ fn overlap_skip_is_recorded_in_the_history() {
     assert_eq!(skipped, 2);
     let history = store.skips(Some("mkto"), 10).unwrap();
     let dues: Vec<&str> = history.iter().map(|s| s.due_at.as_str()).collect();
-    assert_eq!(dues, ["2026-05-01T13:00:00.000Z", "2026-05-01T12:00:00.000Z"]);
+    assert_eq!(
+        dues,
+        ["2026-05-01T13:00:00.000Z", "2026-05-01T12:00:00.000Z"]
+    );
 }
 
 // ---- --once ----
@@ -286,15 +335,21 @@ fn once_runs_what_is_due() {
         finished_at: Some(at(started) + Duration::minutes(30)),
         paused,
     };
-    assert_eq!(due_now(&s, Some(&ran("2026-05-02T03:00:01Z", false)), now), None);
+    assert_eq!(
+        due_now(&s, Some(&ran("2026-05-02T03:00:01Z", false)), now),
+        None
+    );
     // Last ran yesterday: today's tick is due.
     assert_eq!(
         due_now(&s, Some(&ran("2026-05-01T03:00:01Z", false)), now),
         Some(Trigger::Schedule)
     );
-    // Paused today after the tick: due again once the quota resets (05:00Z
-    // the next day in May), not before.
+    // Paused at 22:30 CDT (03:30Z), after the tick: due again once the quota
+    // resets at the Chicago midnight (05:00Z), before the next tick.
     let paused = ran("2026-05-02T03:00:01Z", true);
-    assert_eq!(due_now(&s, Some(&paused), at("2026-05-03T02:00:00Z")), None);
-    assert_eq!(due_now(&s, Some(&paused), at("2026-05-03T05:00:00Z")), Some(Trigger::Resume));
+    assert_eq!(due_now(&s, Some(&paused), at("2026-05-02T04:59:59Z")), None);
+    assert_eq!(
+        due_now(&s, Some(&paused), at("2026-05-02T05:00:00Z")),
+        Some(Trigger::Resume)
+    );
 }

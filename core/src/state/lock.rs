@@ -200,7 +200,14 @@ impl StateStore {
                  token = excluded.token, pid = excluded.pid, host = excluded.host,
                  purpose = excluded.purpose, acquired_at = excluded.acquired_at,
                  heartbeat_at = excluded.heartbeat_at",
-            params![destination, token, i64::from(std::process::id()), here, purpose, ts(now)],
+            params![
+                destination,
+                token,
+                i64::from(std::process::id()),
+                here,
+                purpose,
+                ts(now)
+            ],
         )
         .map_err(db_err("take a lock"))?;
         tx.commit().map_err(db_err("commit a lock"))?;
@@ -336,10 +343,15 @@ mod tests {
     fn a_live_holder_keeps_the_lock_until_it_releases() {
         let (_d, s) = store();
         let t0 = at("2026-01-01T00:00:00Z");
-        let (token, replaced) =
-            acquired(s.try_lock_destination("mkto", "audex schedule", t0, DEFAULT_STALE_AFTER).unwrap());
+        let (token, replaced) = acquired(
+            s.try_lock_destination("mkto", "audex schedule", t0, DEFAULT_STALE_AFTER)
+                .unwrap(),
+        );
         assert_eq!(replaced, None);
-        match s.try_lock_destination("mkto", "audex run", t0, DEFAULT_STALE_AFTER).unwrap() {
+        match s
+            .try_lock_destination("mkto", "audex run", t0, DEFAULT_STALE_AFTER)
+            .unwrap()
+        {
             LockAttempt::Held(h) => {
                 assert_eq!(h.pid, std::process::id());
                 assert_eq!(h.purpose, "audex schedule");
@@ -347,10 +359,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Other destinations are independent.
-        acquired(s.try_lock_destination("other", "audex run", t0, DEFAULT_STALE_AFTER).unwrap());
+        acquired(
+            s.try_lock_destination("other", "audex run", t0, DEFAULT_STALE_AFTER)
+                .unwrap(),
+        );
         s.unlock_destination(&token).unwrap();
         assert_eq!(s.destination_lock("mkto").unwrap(), None);
-        acquired(s.try_lock_destination("mkto", "audex run", t0, DEFAULT_STALE_AFTER).unwrap());
+        acquired(
+            s.try_lock_destination("mkto", "audex run", t0, DEFAULT_STALE_AFTER)
+                .unwrap(),
+        );
     }
 
     #[test]
@@ -363,7 +381,10 @@ mod tests {
         assert!(s.heartbeat_lock(&old, t1).unwrap());
         // 119 s after the last beat: still held.
         let t2 = t1 + chrono::Duration::seconds(119);
-        assert!(matches!(s.try_lock_destination("mkto", "b", t2, stale).unwrap(), LockAttempt::Held(_)));
+        assert!(matches!(
+            s.try_lock_destination("mkto", "b", t2, stale).unwrap(),
+            LockAttempt::Held(_)
+        ));
         // 121 s: taken over, and the old holder learns it lost the lock.
         let t3 = t1 + chrono::Duration::seconds(121);
         let (new, replaced) = acquired(s.try_lock_destination("mkto", "b", t3, stale).unwrap());
@@ -391,8 +412,10 @@ mod tests {
             )
             .unwrap();
         }
-        let (_, replaced) =
-            acquired(s.try_lock_destination("mkto", "audex schedule", t0, DEFAULT_STALE_AFTER).unwrap());
+        let (_, replaced) = acquired(
+            s.try_lock_destination("mkto", "audex schedule", t0, DEFAULT_STALE_AFTER)
+                .unwrap(),
+        );
         assert_eq!(replaced.unwrap().pid, dead_pid);
     }
 
@@ -411,22 +434,34 @@ mod tests {
             .unwrap();
         }
         let soon = t0 + chrono::Duration::seconds(60);
-        match s.try_lock_destination("mkto", "audex run", soon, DEFAULT_STALE_AFTER).unwrap() {
+        match s
+            .try_lock_destination("mkto", "audex run", soon, DEFAULT_STALE_AFTER)
+            .unwrap()
+        {
             LockAttempt::Held(h) => assert_eq!(h.host, "pod-7"),
             other => panic!("{other:?}"),
         }
         let late = t0 + chrono::Duration::seconds(600);
-        acquired(s.try_lock_destination("mkto", "audex run", late, DEFAULT_STALE_AFTER).unwrap());
+        acquired(
+            s.try_lock_destination("mkto", "audex run", late, DEFAULT_STALE_AFTER)
+                .unwrap(),
+        );
     }
 
     #[test]
     fn skips_are_recorded_newest_first() {
         let (_d, s) = store();
         let t0 = at("2026-01-01T03:00:00Z");
-        s.record_skip("a", t0, "the previous run is still going", t0).unwrap();
+        s.record_skip("a", t0, "the previous run is still going", t0)
+            .unwrap();
         s.record_skip("b", t0, "held by audex run", t0).unwrap();
         let all = s.skips(None, 10).unwrap();
-        assert_eq!(all.iter().map(|k| k.destination.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            all.iter()
+                .map(|k| k.destination.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         let a = s.skips(Some("a"), 10).unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].due_at, "2026-01-01T03:00:00.000Z");

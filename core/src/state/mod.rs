@@ -6,6 +6,7 @@
 //! that dies at any point leaves it describing a subset of the truth, so the
 //! next run's diff sends what is missing and nothing twice.
 
+mod lock;
 mod members;
 mod runs;
 mod schema;
@@ -18,6 +19,9 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
+pub use lock::{
+    host_name, LockAttempt, LockHolder, LockToken, SkipRecord, DEFAULT_STALE_AFTER, HEARTBEAT_EVERY,
+};
 pub use members::{Checkpoint, MemberRow, PurgeCounts, StoredRecord};
 pub use runs::{NewRun, RunRecord};
 pub use schema::SCHEMA_VERSION;
