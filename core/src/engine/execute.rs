@@ -96,6 +96,12 @@ impl Executor<'_> {
         let mut stopping = false;
 
         loop {
+            // An observer may cancel while a completion is handled; look
+            // before scheduling more.
+            if !stopping && self.cancel.is_cancelled() {
+                stopping = true;
+                out.stop.get_or_insert(Stop::Interrupted);
+            }
             while !stopping && in_flight.len() < self.concurrency {
                 let upserts_done = !upserts_left && upserts_in_flight == 0;
                 if add_queue.len() >= batch || (upserts_done && !add_queue.is_empty()) {
