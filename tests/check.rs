@@ -63,12 +63,20 @@ async fn check(sim: &SimHandle, case: Case<'_>) -> (i32, String, String) {
 fn line<'a>(stdout: &'a str, name: &str) -> &'a str {
     stdout
         .lines()
-        .find(|l| l.split("  ").nth(1).is_some_and(|n| n.trim() == name))
+        .find(|l| {
+            let rest = l
+                .strip_prefix("ok ")
+                .or_else(|| l.strip_prefix("FAILED "))
+                .unwrap_or("");
+            rest.trim_start().starts_with(&format!("{name}  "))
+        })
         .unwrap_or_else(|| panic!("no line for {name:?} in:\n{stdout}"))
 }
 
 async fn sim() -> SimHandle {
-    Simulator::start(SimConfig::default()).await.expect("simulator")
+    Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +122,14 @@ async fn wrong_secret_fails_with_a_clear_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_list_fails() {
     let sim = sim().await;
-    let (code, stdout, _) = check(&sim, Case { list: "4242", ..GOOD }).await;
+    let (code, stdout, _) = check(
+        &sim,
+        Case {
+            list: "4242",
+            ..GOOD
+        },
+    )
+    .await;
     assert_eq!(code, 1, "{stdout}");
     assert!(line(&stdout, "list 1001").starts_with("ok "));
     let missing = line(&stdout, "list 4242");
@@ -125,10 +140,20 @@ async fn missing_list_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_list_fails() {
     let sim = sim().await;
-    let (code, stdout, _) = check(&sim, Case { list: "2001", ..GOOD }).await;
+    let (code, stdout, _) = check(
+        &sim,
+        Case {
+            list: "2001",
+            ..GOOD
+        },
+    )
+    .await;
     assert_eq!(code, 1, "{stdout}");
     let smart = line(&stdout, "list 2001");
-    assert!(smart.starts_with("FAILED") && smart.contains("smart list"), "{smart}");
+    assert!(
+        smart.starts_with("FAILED") && smart.contains("smart list"),
+        "{smart}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,10 +177,20 @@ async fn unknown_field_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_field_fails() {
     let sim = sim().await;
-    let (code, stdout, _) = check(&sim, Case { field: "updatedAt", ..GOOD }).await;
+    let (code, stdout, _) = check(
+        &sim,
+        Case {
+            field: "updatedAt",
+            ..GOOD
+        },
+    )
+    .await;
     assert_eq!(code, 1, "{stdout}");
     let field = line(&stdout, "field updatedAt");
-    assert!(field.starts_with("FAILED") && field.contains("read-only"), "{field}");
+    assert!(
+        field.starts_with("FAILED") && field.contains("read-only"),
+        "{field}"
+    );
 }
 
 #[test]

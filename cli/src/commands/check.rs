@@ -39,12 +39,19 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
             eprintln!(
                 "audex: no destination named {name:?} in {}; known: {}",
                 config.display(),
-                if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
             return exit::USAGE;
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("audex: cannot start the async runtime: {e}");
