@@ -77,7 +77,11 @@ fn every_invalid_fixture_fails_with_its_pinned_message() {
 fn five_mistakes_are_all_reported_at_once_without_the_secret() {
     let path = root().join("tests/fixtures/invalid/five_mistakes.yaml");
     let out = audex(
-        &["validate", "-c", "tests/fixtures/invalid/five_mistakes.yaml"],
+        &[
+            "validate",
+            "-c",
+            "tests/fixtures/invalid/five_mistakes.yaml",
+        ],
         &fixture_env(&path),
     );
     assert_eq!(out.status.code(), Some(78));
@@ -95,7 +99,13 @@ fn five_mistakes_are_all_reported_at_once_without_the_secret() {
     assert_no_secret(&out);
 
     let json = audex(
-        &["validate", "-c", "tests/fixtures/invalid/five_mistakes.yaml", "--output", "json"],
+        &[
+            "validate",
+            "-c",
+            "tests/fixtures/invalid/five_mistakes.yaml",
+            "--output",
+            "json",
+        ],
         &fixture_env(&path),
     );
     assert_eq!(json.status.code(), Some(78));
@@ -133,7 +143,11 @@ fn quickstart_with(endpoint: &str) -> tempfile::TempDir {
 fn plain_http_is_allowed_only_for_loopback() {
     let bad = quickstart_with("http://example.com");
     let out = audex(
-        &["validate", "-c", &bad.path().join("audex.yaml").to_string_lossy()],
+        &[
+            "validate",
+            "-c",
+            &bad.path().join("audex.yaml").to_string_lossy(),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(78));
@@ -142,10 +156,18 @@ fn plain_http_is_allowed_only_for_loopback() {
         "{}",
         text(&out.stderr)
     );
-    for ok in ["http://127.0.0.1:8080", "http://localhost:9000/rest", "https://123-ABC-456.mktorest.com/rest"] {
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://localhost:9000/rest",
+        "https://123-ABC-456.mktorest.com/rest",
+    ] {
         let dir = quickstart_with(ok);
         let out = audex(
-            &["validate", "-c", &dir.path().join("audex.yaml").to_string_lossy()],
+            &[
+                "validate",
+                "-c",
+                &dir.path().join("audex.yaml").to_string_lossy(),
+            ],
             &[],
         );
         assert_eq!(out.status.code(), Some(0), "{ok}: {}", text(&out.stderr));
@@ -164,13 +186,19 @@ fn environment_overrides_set_keys_and_name_their_variable() {
     // AUDEX_CONFIG chooses the file and is not a key.
     let quickstart = root().join("examples/quickstart/audex.yaml");
     let q = quickstart.to_string_lossy().to_string();
-    let out = audex(&["validate"], &env(&[("AUDEX_CONFIG", &q), ("AUDEX_LOG", "debug")]));
+    let out = audex(
+        &["validate"],
+        &env(&[("AUDEX_CONFIG", &q), ("AUDEX_LOG", "debug")]),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     // A number from the environment is read as the number the schema wants.
     let out = audex(
         &["validate", "-c", &q],
-        &env(&[("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAX_PROFILES", "5000")]),
+        &env(&[(
+            "AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAX_PROFILES",
+            "5000",
+        )]),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
@@ -178,9 +206,18 @@ fn environment_overrides_set_keys_and_name_their_variable() {
     let out = audex(
         &["validate", "-c", &q],
         &env(&[
-            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__ENDPOINT", "http://example.com"),
-            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAPPING__FIRSTNAME", "given_name"),
-            ("AUDEX_DESTINATIONS__MARKETO_QUICKSTART__CLIENT_SECRET", "Sup3r-Secret-Value"),
+            (
+                "AUDEX_DESTINATIONS__MARKETO_QUICKSTART__ENDPOINT",
+                "http://example.com",
+            ),
+            (
+                "AUDEX_DESTINATIONS__MARKETO_QUICKSTART__MAPPING__FIRSTNAME",
+                "given_name",
+            ),
+            (
+                "AUDEX_DESTINATIONS__MARKETO_QUICKSTART__CLIENT_SECRET",
+                "Sup3r-Secret-Value",
+            ),
         ]),
     );
     assert_eq!(out.status.code(), Some(78));
@@ -235,7 +272,10 @@ fn connector_schema_marks_the_secret_write_only() {
     let secret = &v["properties"]["client_secret"];
     assert_eq!(secret["writeOnly"], true, "{v}");
     assert_eq!(secret["x-secret"], true, "{v}");
-    assert_eq!(v["additionalProperties"], false, "unknown keys must be rejected: {v}");
+    assert_eq!(
+        v["additionalProperties"], false,
+        "unknown keys must be rejected: {v}"
+    );
 
     let unknown = audex(&["schema", "nosuch"], &[]);
     assert_eq!(unknown.status.code(), Some(2));

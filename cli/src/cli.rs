@@ -80,7 +80,9 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Run history, or one run with `runs show ID`.
-    #[command(after_help = "Examples:\n  audex runs --limit 5\n  audex runs show 12 --output json")]
+    #[command(
+        after_help = "Examples:\n  audex runs --limit 5\n  audex runs show 12 --output json"
+    )]
     Runs(RunsArgs),
     /// Run exports on their cron schedules until stopped.
     #[command(after_help = "Examples:\n  audex schedule -c audex.yaml\n  audex schedule --once")]

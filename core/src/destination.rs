@@ -142,11 +142,8 @@ pub trait Destination: Send + Sync + fmt::Debug {
 
     /// Remove members from a list (at most `limits().batch_size`). Idempotent:
     /// removing a non-member is not an error.
-    async fn remove_members(
-        &self,
-        list: &ListId,
-        members: &[Member],
-    ) -> Result<Vec<MemberOutcome>>;
+    async fn remove_members(&self, list: &ListId, members: &[Member])
+        -> Result<Vec<MemberOutcome>>;
 
     /// Page through the list's current members, when `can_read_members`.
     fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>>;

@@ -32,7 +32,10 @@ pub fn print_config_errors(file: &Path, e: &audex_core::Error) {
     for c in e.config_errors() {
         eprintln!("{c}");
     }
-    let hint = e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default();
+    let hint = e
+        .hint()
+        .map(|h| format!(" (hint: {h})"))
+        .unwrap_or_default();
     eprintln!("audex: {} in {}{hint}", e.message(), file.display());
 }
 

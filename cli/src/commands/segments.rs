@@ -193,7 +193,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -215,6 +215,9 @@ mod tests {
 
     #[test]
     fn queries_print_on_one_line() {
-        assert_eq!(one_line("SELECT *\n  FROM p\n WHERE x > 1"), "SELECT * FROM p WHERE x > 1");
+        assert_eq!(
+            one_line("SELECT *\n  FROM p\n WHERE x > 1"),
+            "SELECT * FROM p WHERE x > 1"
+        );
     }
 }

@@ -83,7 +83,9 @@ async fn main() {
     eprintln!(
         "generated {rows} profiles in {:.1} s (csv {} MB, parquet {} MB)",
         t.elapsed().as_secs_f64(),
-        std::fs::metadata(&csv).map(|m| m.len() / 1_000_000).unwrap_or(0),
+        std::fs::metadata(&csv)
+            .map(|m| m.len() / 1_000_000)
+            .unwrap_or(0),
         std::fs::metadata(dir.path().join("profiles.parquet"))
             .map(|m| m.len() / 1_000_000)
             .unwrap_or(0),
@@ -110,8 +112,14 @@ async fn main() {
                 )
                 .await
                 .expect("load into postgres");
-                eprintln!("loaded into PostgreSQL in {:.1} s", t.elapsed().as_secs_f64());
-                let src = build(serde_json::json!({"type": "postgres", "url": url}), dir.path());
+                eprintln!(
+                    "loaded into PostgreSQL in {:.1} s",
+                    t.elapsed().as_secs_f64()
+                );
+                let src = build(
+                    serde_json::json!({"type": "postgres", "url": url}),
+                    dir.path(),
+                );
                 measure(name, src.as_ref(), &q).await;
             }
             other => eprintln!("unknown source {other:?} (parquet, csv, postgres)"),

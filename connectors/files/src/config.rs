@@ -189,7 +189,9 @@ impl FilesConfig {
                         at.clone(),
                         format!("table name {name:?} is not a plain SQL identifier"),
                     )
-                    .with_hint("use lower-case letters, digits and underscores, starting with a letter"),
+                    .with_hint(
+                        "use lower-case letters, digits and underscores, starting with a letter",
+                    ),
                 );
             }
             let detail = &spec.0;
@@ -213,12 +215,19 @@ impl FilesConfig {
             }
             // A folder's format is found from its files when the source is
             // built; a file or glob with an unknown extension needs `format:`.
-            let looks_like_folder = detail.path.ends_with('/') || Path::new(&detail.path).extension().is_none();
-            if detail.format.is_none() && !looks_like_folder && Format::from_extension(&detail.path).is_none() {
+            let looks_like_folder =
+                detail.path.ends_with('/') || Path::new(&detail.path).extension().is_none();
+            if detail.format.is_none()
+                && !looks_like_folder
+                && Format::from_extension(&detail.path).is_none()
+            {
                 errors.push(
                     ConfigError::new(
                         at,
-                        format!("cannot tell the format of {:?} from its extension", detail.path),
+                        format!(
+                            "cannot tell the format of {:?} from its extension",
+                            detail.path
+                        ),
                     )
                     .with_hint("write the table as `{path: ..., format: csv|parquet|ndjson}`"),
                 );
@@ -263,7 +272,11 @@ mod tests {
         assert!(!errs[0].message.contains("untagged"));
 
         let errs = parse(r#"{"type":"files","tables":{"b":42}}"#).expect_err("number");
-        assert!(errs[0].message.contains("a path, or a map"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("a path, or a map"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]
@@ -275,7 +288,10 @@ mod tests {
         let errs = cfg.check();
         let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["tables.Profiles", "tables.x", "tables.y.delimiter"]);
-        assert!(errs[1].hint.as_deref().is_some_and(|h| h.contains("format")));
+        assert!(errs[1]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("format")));
     }
 
     #[test]
@@ -283,7 +299,10 @@ mod tests {
         assert_eq!(Format::from_extension("a/b.CSV"), Some(Format::Csv));
         assert_eq!(Format::from_extension("b.parquet"), Some(Format::Parquet));
         assert_eq!(Format::from_extension("b.json"), Some(Format::Ndjson));
-        assert_eq!(Format::from_extension("data/*.ndjson"), Some(Format::Ndjson));
+        assert_eq!(
+            Format::from_extension("data/*.ndjson"),
+            Some(Format::Ndjson)
+        );
         assert_eq!(Format::from_extension("b.xlsx"), None);
         assert_eq!(Format::from_extension("folder"), None);
     }

@@ -117,14 +117,13 @@ impl FilesSource {
                     return Err(f.to_error());
                 }
                 if !self.tables.iter().any(|t| &t.name == name) {
-                    return Err(Error::new(
-                        ErrorClass::Config,
-                        format!("unknown table `{name}`"),
-                    )
-                    .with_hint(format!(
-                        "the source declares: {}",
-                        self.table_names().join(", ")
-                    )));
+                    return Err(
+                        Error::new(ErrorClass::Config, format!("unknown table `{name}`"))
+                            .with_hint(format!(
+                                "the source declares: {}",
+                                self.table_names().join(", ")
+                            )),
+                    );
                 }
                 session
                     .ctx
@@ -165,7 +164,11 @@ fn session_config() -> SessionConfig {
         .with_batch_size(BATCH_ROWS)
         .with_information_schema(false);
     // Downstream code (the mapping) expects plain Utf8 strings.
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     config
 }
@@ -242,9 +245,14 @@ fn plain_schema(schema: &SchemaRef) -> SchemaRef {
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8View | DataType::LargeUtf8 => f.as_ref().clone().with_data_type(DataType::Utf8),
+            DataType::Utf8View | DataType::LargeUtf8 => {
+                f.as_ref().clone().with_data_type(DataType::Utf8)
+            }
             DataType::Dictionary(_, v)
-                if matches!(v.as_ref(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) =>
+                if matches!(
+                    v.as_ref(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ) =>
             {
                 f.as_ref().clone().with_data_type(DataType::Utf8)
             }
@@ -281,7 +289,10 @@ fn failure(class: ErrorClass, message: String, hint: Option<&str>) -> TableFailu
 }
 
 /// Register one table, finding its format and schema.
-async fn register(ctx: &SessionContext, table: &ResolvedTable) -> std::result::Result<(), TableFailure> {
+async fn register(
+    ctx: &SessionContext,
+    table: &ResolvedTable,
+) -> std::result::Result<(), TableFailure> {
     let name = &table.name;
     let shown = table.location.display().to_string();
     let location = table.location.to_string_lossy().to_string();
@@ -319,14 +330,19 @@ async fn register(ctx: &SessionContext, table: &ResolvedTable) -> std::result::R
             )
         })?;
         if meta.is_dir() {
-            let (format, extension) = folder_format(&table.location, table.format).map_err(|m| {
-                failure(
-                    ErrorClass::Config,
-                    format!("table `{name}`: {m}: {shown}"),
-                    Some("add `format: csv|parquet|ndjson` to the table"),
-                )
-            })?;
-            (format!("{}/", location.trim_end_matches('/')), format, extension)
+            let (format, extension) =
+                folder_format(&table.location, table.format).map_err(|m| {
+                    failure(
+                        ErrorClass::Config,
+                        format!("table `{name}`: {m}: {shown}"),
+                        Some("add `format: csv|parquet|ndjson` to the table"),
+                    )
+                })?;
+            (
+                format!("{}/", location.trim_end_matches('/')),
+                format,
+                extension,
+            )
         } else {
             let format = table
                 .format
@@ -334,7 +350,9 @@ async fn register(ctx: &SessionContext, table: &ResolvedTable) -> std::result::R
                 .ok_or_else(|| {
                     failure(
                         ErrorClass::Config,
-                        format!("table `{name}`: cannot tell the format of {shown} from its extension"),
+                        format!(
+                            "table `{name}`: cannot tell the format of {shown} from its extension"
+                        ),
                         Some("add `format: csv|parquet|ndjson` to the table"),
                     )
                 })?;
@@ -374,21 +392,29 @@ async fn register(ctx: &SessionContext, table: &ResolvedTable) -> std::result::R
     .with_file_extension(extension);
 
     let state = ctx.state();
-    let schema = options.infer_schema(&state, &table_url).await.map_err(|e| {
-        failure(
-            ErrorClass::Config,
-            format!("table `{name}`: cannot read {shown} as {format}: {}", describe(&e)),
-            Some(match format {
-                Format::Parquet => "the file is not a readable Parquet file",
-                Format::Csv => "the file must be UTF-8 CSV with a header row",
-                Format::Ndjson => "the file must hold one JSON object per line",
-            }),
-        )
-    })?;
+    let schema = options
+        .infer_schema(&state, &table_url)
+        .await
+        .map_err(|e| {
+            failure(
+                ErrorClass::Config,
+                format!(
+                    "table `{name}`: cannot read {shown} as {format}: {}",
+                    describe(&e)
+                ),
+                Some(match format {
+                    Format::Parquet => "the file is not a readable Parquet file",
+                    Format::Csv => "the file must be UTF-8 CSV with a header row",
+                    Format::Ndjson => "the file must hold one JSON object per line",
+                }),
+            )
+        })?;
     if schema.fields().is_empty() {
         return Err(failure(
             ErrorClass::Config,
-            format!("table `{name}`: no columns found in {shown} (empty file, or no files matched)"),
+            format!(
+                "table `{name}`: no columns found in {shown} (empty file, or no files matched)"
+            ),
             Some("check the path; a CSV file needs a header row"),
         ));
     }
@@ -432,7 +458,10 @@ fn strip_bom(schema: SchemaRef) -> SchemaRef {
 
 /// The format of a folder of partitions, and the extension that selects its
 /// data files (so `_SUCCESS` markers and the like are skipped).
-fn folder_format(dir: &Path, explicit: Option<Format>) -> std::result::Result<(Format, String), String> {
+fn folder_format(
+    dir: &Path,
+    explicit: Option<Format>,
+) -> std::result::Result<(Format, String), String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list the folder: {e}"))?;
     let mut seen: BTreeMap<&'static str, (Format, String)> = BTreeMap::new();
     for entry in entries.flatten() {

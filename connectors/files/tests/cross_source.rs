@@ -27,7 +27,11 @@ async fn members(src: &dyn SegmentSource, q: &SegmentQuery) -> BTreeSet<(String,
     let mut out = BTreeSet::new();
     while let Some(b) = s.next().await {
         let b = b.expect("batch");
-        let id = cast(b.column_by_name("customer_id").expect("id"), &DataType::Utf8).expect("cast");
+        let id = cast(
+            b.column_by_name("customer_id").expect("id"),
+            &DataType::Utf8,
+        )
+        .expect("cast");
         let email = cast(b.column_by_name("email").expect("email"), &DataType::Utf8).expect("cast");
         let (id, email) = (id.as_string::<i32>(), email.as_string::<i32>());
         for r in 0..b.num_rows() {

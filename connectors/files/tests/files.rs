@@ -1,10 +1,12 @@
 //! The files source against real files written by the tests.
 
+// Record-batch streams have no `Debug`, so `expect_err` is not available on them.
+#![allow(clippy::err_expect)]
+
 use std::path::Path;
 use std::sync::Arc;
 
 use audex_core::{BuildContext, ErrorClass, SegmentQuery, SegmentSource};
-use audex_files::FilesConfig;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -70,7 +72,13 @@ async fn csv_as_users_export_it() {
     let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
-        ["customer_id", "email", "first_name", "lifetime_value", "is_subscriber"]
+        [
+            "customer_id",
+            "email",
+            "first_name",
+            "lifetime_value",
+            "is_subscriber"
+        ]
     );
     assert_eq!(schema.field(0).data_type(), &DataType::Int64);
     assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
@@ -107,13 +115,20 @@ async fn parquet_keeps_column_types() {
     let src = source(dir.path(), serde_json::json!({"profiles": "p.parquet"}));
     let q = SegmentQuery::Table("profiles".into());
     let schema = src.schema(&q).await.expect("schema");
-    let types: Vec<_> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let types: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     let expected: Vec<_> = audex_datagen::schema()
         .fields()
         .iter()
         .map(|f| f.data_type().clone())
         .collect();
-    assert_eq!(types, expected, "Utf8, Decimal128, Date32, Boolean, Timestamp survive");
+    assert_eq!(
+        types, expected,
+        "Utf8, Decimal128, Date32, Boolean, Timestamp survive"
+    );
 
     assert_eq!(src.count(&q).await.expect("count"), 5000);
     let batches = collect(src.as_ref(), &q).await;
@@ -159,7 +174,12 @@ async fn ndjson_table() {
         schema.field_with_name("id").expect("id").data_type(),
         &DataType::Int64
     );
-    assert_eq!(src.count(&SegmentQuery::Table("more".into())).await.expect("count"), 1);
+    assert_eq!(
+        src.count(&SegmentQuery::Table("more".into()))
+            .await
+            .expect("count"),
+        1
+    );
 }
 
 #[tokio::test]
@@ -168,8 +188,11 @@ async fn folders_globs_and_explicit_formats() {
     let parts = dir.path().join("parts");
     std::fs::create_dir(&parts).expect("mkdir");
     for (i, rows) in [(0, "1,a\n2,b\n"), (1, "3,c\n")] {
-        std::fs::write(parts.join(format!("part-{i}.csv")), format!("id,name\n{rows}"))
-            .expect("write");
+        std::fs::write(
+            parts.join(format!("part-{i}.csv")),
+            format!("id,name\n{rows}"),
+        )
+        .expect("write");
     }
     // Markers that must be skipped.
     std::fs::write(parts.join("_SUCCESS"), "").expect("write");

@@ -166,7 +166,7 @@ mod tests {
     fn token_round_trip() {
         for s in ["m:1001:42", "f:0", "abcdefghij", "x"] {
             let t = encode_token(s);
-            assert!(t.len() % 8 == 0, "{t}");
+            assert!(t.len().is_multiple_of(8), "{t}");
             assert_eq!(decode_token(&t).as_deref(), Some(s));
         }
         assert_eq!(decode_token("!!"), None);

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -141,10 +141,7 @@ fn numeric_kind(typmod: i32) -> ColumnKind {
 struct RawText<'a>(&'a str);
 
 impl<'a> FromSql<'a> for RawText<'a> {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(RawText(std::str::from_utf8(raw)?))
     }
     fn accepts(ty: &Type) -> bool {
@@ -159,10 +156,7 @@ impl<'a> FromSql<'a> for RawText<'a> {
 struct JsonbText<'a>(&'a str);
 
 impl<'a> FromSql<'a> for JsonbText<'a> {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         match raw.split_first() {
             Some((1, rest)) => Ok(JsonbText(std::str::from_utf8(rest)?)),
             _ => Err("unsupported jsonb version".into()),
@@ -176,10 +170,7 @@ impl<'a> FromSql<'a> for JsonbText<'a> {
 struct UuidText(String);
 
 impl<'a> FromSql<'a> for UuidText {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         if raw.len() != 16 {
             return Err("a uuid is 16 bytes".into());
         }
@@ -208,10 +199,7 @@ pub struct PgNumeric {
 }
 
 impl<'a> FromSql<'a> for PgNumeric {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         let word = |i: usize| -> Result<u16, Box<dyn std::error::Error + Sync + Send>> {
             raw.get(i..i + 2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -295,8 +283,12 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
                 let mut b = Int64Builder::with_capacity(n);
                 for r in rows {
                     let v = match kind {
-                        ColumnKind::Int2 => r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from)),
-                        ColumnKind::Int4 => r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from)),
+                        ColumnKind::Int2 => {
+                            r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from))
+                        }
+                        ColumnKind::Int4 => {
+                            r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from))
+                        }
                         _ => r.try_get::<_, Option<i64>>(i),
                     }
                     .map_err(get_err)?;
@@ -332,21 +324,33 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
             ColumnKind::Text => {
                 let mut b = StringBuilder::with_capacity(n, n * 16);
                 for r in rows {
-                    b.append_option(r.try_get::<_, Option<RawText>>(i).map_err(get_err)?.map(|t| t.0));
+                    b.append_option(
+                        r.try_get::<_, Option<RawText>>(i)
+                            .map_err(get_err)?
+                            .map(|t| t.0),
+                    );
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Jsonb => {
                 let mut b = StringBuilder::with_capacity(n, n * 16);
                 for r in rows {
-                    b.append_option(r.try_get::<_, Option<JsonbText>>(i).map_err(get_err)?.map(|t| t.0));
+                    b.append_option(
+                        r.try_get::<_, Option<JsonbText>>(i)
+                            .map_err(get_err)?
+                            .map(|t| t.0),
+                    );
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Uuid => {
                 let mut b = StringBuilder::with_capacity(n, n * 36);
                 for r in rows {
-                    b.append_option(r.try_get::<_, Option<UuidText>>(i).map_err(get_err)?.map(|t| t.0));
+                    b.append_option(
+                        r.try_get::<_, Option<UuidText>>(i)
+                            .map_err(get_err)?
+                            .map(|t| t.0),
+                    );
                 }
                 Arc::new(b.finish())
             }
@@ -398,11 +402,17 @@ mod tests {
     #[test]
     fn numeric_scaling() {
         // 1234.56 = [1234, 5600], weight 0
-        assert_eq!(num(false, 0, &[1234, 5600]).to_scaled_i128(2), Some(123_456));
+        assert_eq!(
+            num(false, 0, &[1234, 5600]).to_scaled_i128(2),
+            Some(123_456)
+        );
         // -0.05 = [500], weight -1
         assert_eq!(num(true, -1, &[500]).to_scaled_i128(2), Some(-5));
         // 12345678 = [1234, 5678], weight 1
-        assert_eq!(num(false, 1, &[1234, 5678]).to_scaled_i128(0), Some(12_345_678));
+        assert_eq!(
+            num(false, 1, &[1234, 5678]).to_scaled_i128(0),
+            Some(12_345_678)
+        );
         // 10000 = [1], weight 1
         assert_eq!(num(false, 1, &[1]).to_scaled_i128(2), Some(1_000_000));
         // 0.125 rounds half away from zero to 0.13
@@ -420,11 +430,17 @@ mod tests {
         // numeric(12,2)
         assert_eq!(
             numeric_kind(((12 << 16) | 2) + 4),
-            ColumnKind::Numeric { precision: 12, scale: 2 }
+            ColumnKind::Numeric {
+                precision: 12,
+                scale: 2
+            }
         );
         assert_eq!(
             numeric_kind(-1),
-            ColumnKind::Numeric { precision: 38, scale: UNCONSTRAINED_NUMERIC_SCALE }
+            ColumnKind::Numeric {
+                precision: 38,
+                scale: UNCONSTRAINED_NUMERIC_SCALE
+            }
         );
     }
 }

@@ -54,7 +54,10 @@ pub(crate) fn describe_target(config: &tokio_postgres::Config) -> String {
         None => "localhost".to_string(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config.get_dbname().map(|d| format!(" database {d:?}")).unwrap_or_default();
+    let db = config
+        .get_dbname()
+        .map(|d| format!(" database {d:?}"))
+        .unwrap_or_default();
     format!("{host}:{port}{db}")
 }
 
@@ -125,7 +128,9 @@ mod tests {
 
     #[test]
     fn good_url_passes() {
-        assert!(cfg("postgres://u:pw@db.example.com:5433/crm").check().is_empty());
+        assert!(cfg("postgres://u:pw@db.example.com:5433/crm")
+            .check()
+            .is_empty());
         assert!(cfg("host=localhost dbname=crm").check().is_empty());
     }
 

@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use audex_core::{Error, ErrorClass, RecordBatchStream, Result, SegmentQuery, SegmentSource, Secret};
 use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use audex_core::{
+    Error, ErrorClass, RecordBatchStream, Result, Secret, SegmentQuery, SegmentSource,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -42,7 +44,10 @@ impl PostgresSource {
         }
         config.application_name("audex");
         let target = describe_target(&config);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| connect_error(&target, &e))?;
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| connect_error(&target, &e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "postgres connection closed");
@@ -87,7 +92,13 @@ fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
         } else {
             ErrorClass::Transient
         };
-        return Error::new(class, format!("PostgreSQL at {target} refused the connection: {}", db.message()));
+        return Error::new(
+            class,
+            format!(
+                "PostgreSQL at {target} refused the connection: {}",
+                db.message()
+            ),
+        );
     }
     // The driver's own message ("error connecting to server: Connection
     // refused") names no credentials; the target is ours.
@@ -232,7 +243,10 @@ impl SegmentSource for PostgresSource {
         // Planning first gives the same error as `stream` for a bad query
         // or a column type audex cannot read.
         prepare(&client, query).await?;
-        let sql = format!("SELECT count(*) FROM ({}) AS audex_segment", segment_sql(query));
+        let sql = format!(
+            "SELECT count(*) FROM ({}) AS audex_segment",
+            segment_sql(query)
+        );
         let row = client
             .query_one(&sql, &[])
             .await

@@ -132,10 +132,16 @@ fn start() -> Result<Server, String> {
     }
     let data = dir.join("data");
     let mut initdb = pg_command(as_postgres, &bin.join("initdb"));
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "audex", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-locale"]);
+    initdb.arg("-D").arg(&data).args([
+        "-U",
+        "audex",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--no-locale",
+    ]);
     run(initdb, "initdb")?;
 
     let port = free_port()?;
@@ -161,7 +167,12 @@ fn start() -> Result<Server, String> {
     })
 }
 
-fn spawn_watcher(as_postgres: bool, pg_ctl: &Path, data: &Path, dir: &Path) -> Result<Child, String> {
+fn spawn_watcher(
+    as_postgres: bool,
+    pg_ctl: &Path,
+    data: &Path,
+    dir: &Path,
+) -> Result<Child, String> {
     let stop = if as_postgres {
         "runuser -u postgres -- \"$1\" -D \"$2\" -m immediate stop"
     } else {
@@ -229,5 +240,8 @@ pub async fn load_csv(url: &str, table: &str, columns: &str, csv: &Path) -> Resu
             .await
             .map_err(|e| format!("copy: {e}"))?;
     }
-    sink.as_mut().finish().await.map_err(|e| format!("copy: {e}"))
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| format!("copy: {e}"))
 }

@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn debug_shows_no_values() {
-        let env = Environment::from_vars([("AUDEX_DESTINATIONS__M__CLIENT_SECRET", "s3cret-value")]);
+        let env =
+            Environment::from_vars([("AUDEX_DESTINATIONS__M__CLIENT_SECRET", "s3cret-value")]);
         let shown = format!("{env:?}");
         assert!(!shown.contains("s3cret-value"), "{shown}");
         assert!(shown.contains("AUDEX_DESTINATIONS__M__CLIENT_SECRET"));

@@ -123,7 +123,7 @@ pub(super) fn expand(input: &str, env: &Environment) -> Result<Option<String>, V
                 problems.push(Problem::BadName(name.to_string()));
             } else {
                 match (env.var(name), default) {
-                    (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
+                    (Some(""), Some(d)) => out.push_str(d),
                     (Some(v), _) => out.push_str(v),
                     (None, Some(d)) => out.push_str(d),
                     (None, None) => problems.push(Problem::Missing(name.to_string())),
@@ -202,7 +202,10 @@ mod tests {
             expand("${1A}", &env()),
             Err(vec![Problem::BadName("1A".into())])
         );
-        assert_eq!(expand("${}", &env()), Err(vec![Problem::BadName(String::new())]));
+        assert_eq!(
+            expand("${}", &env()),
+            Err(vec![Problem::BadName(String::new())])
+        );
     }
 
     #[test]

@@ -422,7 +422,9 @@ fn parse_segments(doc: &Value, rejected: &Rejected) -> BTreeMap<String, SegmentC
             // The schema's oneOf has reported it.
             _ => continue,
         };
-        let Some(source) = text("source") else { continue };
+        let Some(source) = text("source") else {
+            continue;
+        };
         out.insert(name.clone(), SegmentConfig { source, query });
     }
     out
@@ -464,13 +466,28 @@ mod tests {
 
     #[test]
     fn overrides_match_keys_case_insensitively_and_index_lists() {
-        let mut doc = json!({"d": {"m": {"mapping": {"firstName": "fn"}, "exports": [{"segment": "a"}]}}});
+        let mut doc =
+            json!({"d": {"m": {"mapping": {"firstName": "fn"}, "exports": [{"segment": "a"}]}}});
         assert_eq!(
-            set_path(&mut doc, &["d".into(), "m".into(), "mapping".into(), "firstname".into()], json!("first")),
+            set_path(
+                &mut doc,
+                &["d".into(), "m".into(), "mapping".into(), "firstname".into()],
+                json!("first")
+            ),
             Ok("d.m.mapping.firstName".to_string())
         );
         assert_eq!(
-            set_path(&mut doc, &["d".into(), "m".into(), "exports".into(), "0".into(), "list_id".into()], json!("9")),
+            set_path(
+                &mut doc,
+                &[
+                    "d".into(),
+                    "m".into(),
+                    "exports".into(),
+                    "0".into(),
+                    "list_id".into()
+                ],
+                json!("9")
+            ),
             Ok("d.m.exports.0.list_id".to_string())
         );
         assert_eq!(
@@ -479,8 +496,17 @@ mod tests {
         );
         assert_eq!(doc["d"]["m"]["mapping"]["firstName"], "first");
         assert_eq!(doc["d"]["m"]["exports"][0]["list_id"], "9");
-        assert!(set_path(&mut doc, &["d".into(), "m".into(), "exports".into(), "5".into()], json!(1)).is_err());
-        let err = set_path(&mut doc, &["d".into(), "new".into(), "deeper".into()], json!(1));
+        assert!(set_path(
+            &mut doc,
+            &["d".into(), "m".into(), "exports".into(), "5".into()],
+            json!(1)
+        )
+        .is_err());
+        let err = set_path(
+            &mut doc,
+            &["d".into(), "new".into(), "deeper".into()],
+            json!(1),
+        );
         assert_eq!(err.map_err(|(p, _)| p), Err("d.new".to_string()));
     }
 

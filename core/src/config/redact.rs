@@ -90,7 +90,12 @@ fn collect_secrets(value: &Value, node: &Value, root: &Value, out: &mut Vec<Stri
         return;
     }
     for key in ["allOf", "anyOf", "oneOf"] {
-        for sub in node.get(key).and_then(Value::as_array).into_iter().flatten() {
+        for sub in node
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             collect_secrets(value, sub, root, out);
         }
     }
@@ -153,8 +158,11 @@ mod tests {
         });
         let r = Redactor::for_document(&doc, &schema);
         let e = r.scrub(
-            ConfigError::new("p", "hunter2-long and 123456 and maria@contoso.com and not secret")
-                .with_hint("hunter2-long"),
+            ConfigError::new(
+                "p",
+                "hunter2-long and 123456 and maria@contoso.com and not secret",
+            )
+            .with_hint("hunter2-long"),
         );
         assert_eq!(e.message, "*** and *** and *** and not secret");
         assert_eq!(e.hint.as_deref(), Some("***"));

@@ -346,12 +346,31 @@ mod tests {
             },
             "stat": "x",
         });
-        let errs: Vec<String> = check(&doc).into_iter().map(|e| e.error.to_string()).collect();
-        assert!(errs.contains(&"segments.both: has both `table` and `query`; give only one".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"segments.neither: needs one of `table` or `query`".to_string()), "{errs:#?}");
+        let errs: Vec<String> = check(&doc)
+            .into_iter()
+            .map(|e| e.error.to_string())
+            .collect();
+        assert!(
+            errs.contains(
+                &"segments.both: has both `table` and `query`; give only one".to_string()
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(&"segments.neither: needs one of `table` or `query`".to_string()),
+            "{errs:#?}"
+        );
         assert!(errs.contains(&"segments.bad name: is not a valid name (hint: names use letters, digits, `_` and `-`)".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"segments.typo.tabel: unknown key (hint: did you mean `table`?)".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"stat: unknown key (hint: did you mean `state`?)".to_string()), "{errs:#?}");
+        assert!(
+            errs.contains(
+                &"segments.typo.tabel: unknown key (hint: did you mean `table`?)".to_string()
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(&"stat: unknown key (hint: did you mean `state`?)".to_string()),
+            "{errs:#?}"
+        );
         assert!(errs.iter().all(|e| !e.contains("SELECT 1")), "{errs:#?}");
     }
 
@@ -360,7 +379,10 @@ mod tests {
         let doc = serde_json::json!({"state": 5});
         let errs = check(&doc);
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].error.to_string(), "state: expected a string, found an integer");
+        assert_eq!(
+            errs[0].error.to_string(),
+            "state: expected a string, found an integer"
+        );
         assert_eq!(errs[0].expected, vec![JsonType::String]);
     }
 }

@@ -202,7 +202,10 @@ mod tests {
         });
         let errs = cross_references(&doc);
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["segments.b.source", "destinations.m.exports.1.segment"]);
+        assert_eq!(
+            paths,
+            ["segments.b.source", "destinations.m.exports.1.segment"]
+        );
         assert_eq!(errs[0].hint.as_deref(), Some("declared sources: `crm`"));
         assert_eq!(errs[1].hint.as_deref(), Some("declared segments: `a`, `b`"));
     }
@@ -232,12 +235,18 @@ mod tests {
 
     #[test]
     fn two_mirrored_segments_may_not_share_a_list() {
-        let s = settings(vec![export("a", None, None), export("b", None, None)], Mode::Mirror);
+        let s = settings(
+            vec![export("a", None, None), export("b", None, None)],
+            Mode::Mirror,
+        );
         let errs = export_settings(&s);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "exports.1");
 
-        let appended = settings(vec![export("a", None, None), export("b", None, None)], Mode::Append);
+        let appended = settings(
+            vec![export("a", None, None), export("b", None, None)],
+            Mode::Append,
+        );
         assert!(export_settings(&appended).is_empty());
 
         let separate = settings(
@@ -250,7 +259,10 @@ mod tests {
     #[test]
     fn duplicate_exports_are_reported() {
         let s = settings(
-            vec![export("a", Some("5"), None), export("a", Some("5"), Some(Mode::Append))],
+            vec![
+                export("a", Some("5"), None),
+                export("a", Some("5"), Some(Mode::Append)),
+            ],
             Mode::Mirror,
         );
         let errs = export_settings(&s);

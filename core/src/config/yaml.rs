@@ -73,6 +73,7 @@ impl LineIndex {
     }
 
     /// The line of exactly `path`, if it is written in the file.
+    #[cfg(test)]
     pub fn exact(&self, path: &str) -> Option<usize> {
         self.lines.get(path).copied()
     }

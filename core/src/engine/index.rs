@@ -300,6 +300,7 @@ fn decode(fields: &[String], mut bytes: &[u8]) -> BTreeMap<String, FieldValue> {
 }
 
 /// The hash of a record's fields, as the state store keeps it.
+#[cfg(test)]
 pub(crate) fn fields_hash(record: &Record) -> FieldsHash {
     let mut names: Vec<String> = Vec::new();
     encode(&mut names, record, &mut Vec::new())

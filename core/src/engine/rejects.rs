@@ -33,16 +33,11 @@ pub(crate) struct RejectLine<'a> {
 pub(crate) struct RejectsFile {
     path: PathBuf,
     writer: Option<csv::Writer<BufWriter<File>>>,
-    lines: u64,
 }
 
 impl RejectsFile {
     pub(crate) fn new(path: PathBuf) -> Self {
-        RejectsFile {
-            path,
-            writer: None,
-            lines: 0,
-        }
+        RejectsFile { path, writer: None }
     }
 
     pub(crate) fn write(&mut self, line: RejectLine<'_>) -> Result<()> {
@@ -68,12 +63,7 @@ impl RejectsFile {
             ])
             .map_err(err)?;
         }
-        self.lines += 1;
         Ok(())
-    }
-
-    pub(crate) fn lines(&self) -> u64 {
-        self.lines
     }
 
     /// Flush what was written; the path, if anything was.

@@ -27,10 +27,12 @@ use crate::source::RecordBatchStream;
 
 // ---------------------------------------------------------------- fakes
 
-/// Rows of a segment: (email, first name).
+/// One row of a segment: (email, first name).
+type FakeRow = (Option<String>, Option<String>);
+
 #[derive(Debug, Clone)]
 struct FakeSource {
-    rows: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+    rows: Arc<Mutex<Vec<FakeRow>>>,
     batch_rows: usize,
 }
 
@@ -728,6 +730,7 @@ async fn a_run_dropped_mid_flight_loses_nothing_on_rerun() {
                 break;
             }
         }
+        #[allow(clippy::drop_non_drop)] // dropping the future abandons the run mid-flight
         drop(run);
         // The dropped run stays `running` under this (live) process id; a
         // killed process would be gone.

@@ -150,7 +150,7 @@ fn integer(raw: Raw<'_>) -> Result<i64, String> {
                 return Err("not a whole number".to_string());
             }
             // Exclusive upper bound: i64::MAX as f64 rounds up to 2^63.
-            if f < -9.223_372_036_854_776e18 || f >= 9.223_372_036_854_776e18 {
+            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
                 return Err(out_of_range());
             }
             Ok(f as i64)

@@ -170,9 +170,35 @@ const FIRST: &[&str] = &[
     "Nora", "Pedro", "Leila", "Tomás", "Elif", "Jonas", "Priya", "Renée",
 ];
 const LAST: &[&str] = &[
-    "Garcia", "Smith", "Tanaka", "Murphy", "Rossi", "Johnson", "Ivanova", "Fernandez", "Martin",
-    "Patel", "Khan", "Silva", "Müller", "Sato", "Dubois", "Petrov", "Okafor", "Lopez", "Schmidt",
-    "Haddad", "Larsen", "Wang", "Nguyen", "O'Brien", "Kowalski", "Costa", "Yilmaz", "Berg", "Singh",
+    "Garcia",
+    "Smith",
+    "Tanaka",
+    "Murphy",
+    "Rossi",
+    "Johnson",
+    "Ivanova",
+    "Fernandez",
+    "Martin",
+    "Patel",
+    "Khan",
+    "Silva",
+    "Müller",
+    "Sato",
+    "Dubois",
+    "Petrov",
+    "Okafor",
+    "Lopez",
+    "Schmidt",
+    "Haddad",
+    "Larsen",
+    "Wang",
+    "Nguyen",
+    "O'Brien",
+    "Kowalski",
+    "Costa",
+    "Yilmaz",
+    "Berg",
+    "Singh",
     "Moreau",
 ];
 /// (city, state, country)
@@ -196,7 +222,12 @@ const PLACES: &[(&str, &str, &str)] = &[
     ("Osaka", "Osaka", "Japan"),
     ("São Paulo", "SP", "Brazil"),
 ];
-const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.example.com"];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example.com",
+];
 const INVALID_EMAILS: &[&str] = &[
     "not-an-email",
     "john.smith@",
@@ -247,7 +278,13 @@ impl Profiles {
                 })
                 .collect()
         };
-        let mut email = Some(format!("{}.{}{}@{}", ascii(first), ascii(last), i + 1, domain));
+        let mut email = Some(format!(
+            "{}.{}{}@{}",
+            ascii(first),
+            ascii(last),
+            i + 1,
+            domain
+        ));
         let mut first_name = first.to_string();
 
         // lifetime value: skewed towards small amounts, about a third above 1000.
@@ -284,7 +321,13 @@ impl Profiles {
         };
         match kind {
             RowKind::InvalidEmail => email = Some(rng.pick(INVALID_EMAILS).to_string()),
-            RowKind::EmptyEmail => email = if rng.unit() < 0.5 { None } else { Some(String::new()) },
+            RowKind::EmptyEmail => {
+                email = if rng.unit() < 0.5 {
+                    None
+                } else {
+                    Some(String::new())
+                }
+            }
             RowKind::LongName => first_name = first.repeat(300 / first.len() + 1),
             RowKind::Duplicate => {
                 let original = self.recent[rng.below(self.recent.len())].clone();
@@ -293,7 +336,10 @@ impl Profiles {
                     1 => format!("  {original} "),
                     _ => {
                         let mut c = original.chars();
-                        let head: String = c.next().map(|h| h.to_uppercase().collect()).unwrap_or_default();
+                        let head: String = c
+                            .next()
+                            .map(|h| h.to_uppercase().collect())
+                            .unwrap_or_default();
                         format!("{head}{}", c.as_str())
                     }
                 });
