@@ -262,7 +262,7 @@ mod tests {
     fn long_form_errors_name_the_key() {
         let errs = parse(r#"{"type":"files","tables":{"b":{"path":"x","fromat":"csv"}}}"#)
             .expect_err("unknown key");
-        assert_eq!(errs[0].path, "tables.b");
+        assert_eq!(errs[0].path, "tables.b.fromat");
         assert!(errs[0].message.contains("fromat"), "{}", errs[0].message);
 
         let errs = parse(r#"{"type":"files","tables":{"b":{"path":"x","format":"xlsx"}}}"#)

@@ -10,6 +10,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use futures::StreamExt;
 
+// Link the plugins so their inventory registrations are kept.
+use audex_files as _;
+use audex_postgres as _;
+
 fn build(block: serde_json::Value, base: &std::path::Path) -> Arc<dyn SegmentSource> {
     let ty = block["type"].as_str().expect("type").to_string();
     let plugin = audex_core::registry::source(&ty).expect("registered");

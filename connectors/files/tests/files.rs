@@ -12,6 +12,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
 
+// Link the plugin so its inventory registration is kept.
+use audex_files as _;
+
 fn source(dir: &Path, tables: serde_json::Value) -> Arc<dyn SegmentSource> {
     let block = serde_json::json!({"type": "files", "tables": tables});
     let plugin = audex_core::registry::source("files").expect("files plugin registered");
