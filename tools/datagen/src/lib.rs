@@ -328,7 +328,7 @@ impl Profiles {
                     Some(String::new())
                 }
             }
-            RowKind::LongName => first_name = first.repeat(300 / first.len() + 1),
+            RowKind::LongName => first_name = first.repeat(300 / first.chars().count().max(1) + 1),
             RowKind::Duplicate => {
                 let original = self.recent[rng.below(self.recent.len())].clone();
                 email = Some(match rng.below(3) {
