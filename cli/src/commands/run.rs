@@ -180,37 +180,7 @@ async fn next_signal() -> bool {
 }
 
 fn print_summary(r: &RunReport) {
-    let mut rows: Vec<Vec<String>> = vec![[
-        "segment",
-        "list",
-        "mode",
-        "read",
-        "rejected",
-        "upserted",
-        "unchanged",
-        "failed",
-        "added",
-        "removed",
-        "calls",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for s in &r.segments {
-        rows.push(vec![
-            s.segment.clone(),
-            s.list_id.0.clone(),
-            s.mode.to_string(),
-            s.read.to_string(),
-            s.rejected.to_string(),
-            s.upserted.to_string(),
-            s.unchanged.to_string(),
-            s.failed.to_string(),
-            s.added.to_string(),
-            s.removed.to_string(),
-            s.calls.to_string(),
-        ]);
-    }
-    print!("{}", table(rows));
+    print!("{}", table(segment_rows(r)));
     let what = if r.status == RunStatus::DryRun {
         "dry run (nothing sent; counts and calls are what a run would do)".to_string()
     } else {
@@ -397,4 +367,39 @@ impl RunObserver for Progress {
             _ => {}
         }
     }
+}
+
+/// The per-segment table of a report, header first (shared with `audex runs show`).
+pub(crate) fn segment_rows(r: &RunReport) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = vec![[
+        "segment",
+        "list",
+        "mode",
+        "read",
+        "rejected",
+        "upserted",
+        "unchanged",
+        "failed",
+        "added",
+        "removed",
+        "calls",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for s in &r.segments {
+        rows.push(vec![
+            s.segment.clone(),
+            s.list_id.0.clone(),
+            s.mode.to_string(),
+            s.read.to_string(),
+            s.rejected.to_string(),
+            s.upserted.to_string(),
+            s.unchanged.to_string(),
+            s.failed.to_string(),
+            s.added.to_string(),
+            s.removed.to_string(),
+            s.calls.to_string(),
+        ]);
+    }
+    rows
 }

@@ -154,36 +154,6 @@ fn print_run(r: &RunRecord) {
     }
     if !r.segments.is_empty() {
         println!();
-        let mut rows = vec![[
-            "segment",
-            "list",
-            "mode",
-            "read",
-            "rejected",
-            "upserted",
-            "unchanged",
-            "failed",
-            "added",
-            "removed",
-            "calls",
-        ]
-        .map(String::from)
-        .to_vec()];
-        for s in &r.segments {
-            rows.push(vec![
-                s.segment.clone(),
-                s.list_id.0.clone(),
-                s.mode.to_string(),
-                s.read.to_string(),
-                s.rejected.to_string(),
-                s.upserted.to_string(),
-                s.unchanged.to_string(),
-                s.failed.to_string(),
-                s.added.to_string(),
-                s.removed.to_string(),
-                s.calls.to_string(),
-            ]);
-        }
-        print!("{}", super::run::table(rows));
+        print!("{}", super::run::table(super::run::segment_rows(r)));
     }
 }
