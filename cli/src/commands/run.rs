@@ -180,7 +180,7 @@ async fn next_signal() -> bool {
 }
 
 fn print_summary(r: &RunReport) {
-    print!("{}", table(segment_rows(r)));
+    print!("{}", table(segment_rows(&r.segments)));
     let what = if r.status == RunStatus::DryRun {
         "dry run (nothing sent; counts and calls are what a run would do)".to_string()
     } else {
@@ -370,7 +370,7 @@ impl RunObserver for Progress {
 }
 
 /// The per-segment table of a report, header first (shared with `audex runs show`).
-pub(crate) fn segment_rows(r: &RunReport) -> Vec<Vec<String>> {
+pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = vec![[
         "segment",
         "list",
@@ -386,7 +386,7 @@ pub(crate) fn segment_rows(r: &RunReport) -> Vec<Vec<String>> {
     ]
     .map(String::from)
     .to_vec()];
-    for s in &r.segments {
+    for s in segments {
         rows.push(vec![
             s.segment.clone(),
             s.list_id.0.clone(),

@@ -154,6 +154,6 @@ fn print_run(r: &RunRecord) {
     }
     if !r.segments.is_empty() {
         println!();
-        print!("{}", super::run::table(super::run::segment_rows(r)));
+        print!("{}", super::run::table(super::run::segment_rows(&r.segments)));
     }
 }
