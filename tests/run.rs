@@ -192,14 +192,21 @@ async fn a_spent_quota_pauses_with_75_and_the_next_run_completes() {
         assert!(paused < 10, "no progress after {paused} paused runs");
         sim.reset_daily_quota();
     }
-    assert!(paused >= 2, "the quota of 4 calls must pause a 1500-row export");
+    assert!(
+        paused >= 2,
+        "the quota of 4 calls must pause a 1500-row export"
+    );
     assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
     assert_eq!(sim.lead_count(), 1500);
     // Nothing sent twice across the paused runs: every lead upserted once and
     // added to the list once.
     let c = sim.counters();
     assert_eq!(c.records.get("sync_leads").copied(), Some(1500), "{c:?}");
-    assert_eq!(c.list_adds.get(&1001).map(|a| a.total_adds), Some(1500), "{c:?}");
+    assert_eq!(
+        c.list_adds.get(&1001).map(|a| a.total_adds),
+        Some(1500),
+        "{c:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -217,5 +224,182 @@ async fn a_segment_over_max_profiles_is_a_clear_error_and_nothing_is_sent() {
     );
     assert_eq!(sim.counters().calls("sync_leads"), 0);
     assert_eq!(sim.lead_count(), 0);
+    sim.shutdown().await;
+}
+
+/// The path of the built `audex` binary, for tests that drive a child process
+/// by hand (kill it, signal it).
+fn audex_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("audex")
+}
+
+fn lead_id(sim: &SimHandle, email: &str) -> u64 {
+    sim.lead_by_email(email)
+        .unwrap_or_else(|| panic!("lead {email}"))
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_export_resumes_with_the_list_exact() {
+    // Realistic latency, 4x faster: a 300-record call takes about 250 ms, so
+    // the export of 9,000 rows (30 upserts, 30 adds) is killed in the middle.
+    let sim = Simulator::start(SimConfig {
+        time_scale: 4.0,
+        latency: audex_marketo_sim::LatencyModel::realistic(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..9000);
+    write_profiles(ws.dir.path(), &all, &[]);
+
+    let mut child = std::process::Command::new(audex_bin())
+        .args(["run", "-c"])
+        .arg(&ws.config)
+        .args(["--output", "json"])
+        .env_remove("AUDEX_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn audex");
+    // Kill (SIGKILL: no cleanup at all) once some but not all leads are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if sim
+            .counters()
+            .records
+            .get("sync_leads")
+            .copied()
+            .unwrap_or(0)
+            >= 1500
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let at_kill = sim.member_count(1001);
+    assert!(
+        at_kill < all.len(),
+        "the kill came too late to test anything"
+    );
+
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&out);
+    let s = &r["segments"][0];
+    // The checkpoints of the killed run survived: what it confirmed is not sent again.
+    assert!(n(s, "unchanged") > 0, "{s}");
+    assert_eq!(n(s, "upserted") + n(s, "unchanged"), 9000, "{s}");
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
+    assert_eq!(sim.lead_count(), 9000);
+    // At most the calls in flight at the kill (10 of 300) were sent twice.
+    let sent = sim
+        .counters()
+        .records
+        .get("sync_leads")
+        .copied()
+        .unwrap_or(0);
+    assert!(sent <= 9000 + 10 * 300, "{sent} records upserted");
+
+    // The killed run is in the history as interrupted, not left `running`.
+    let out = Command::cargo_bin("audex")
+        .expect("audex")
+        .args(["runs", "-c"])
+        .arg(&ws.config)
+        .args(["--output", "json"])
+        .output()
+        .expect("runs");
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("runs json");
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"interrupted"), "{statuses:?}");
+    assert!(!statuses.contains(&"running"), "{statuses:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_removes_strays_and_readds_members_removed_by_hand() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..400);
+    write_profiles(ws.dir.path(), &all, &[]);
+    let (code, _, err) = audex(&ws.config, &[]).await;
+    assert_eq!(code, 0, "{err}");
+
+    // Another tool adds two strays; a marketer removes a member by hand.
+    for stray in ["stray1@example.com", "stray2@example.com"] {
+        let id = sim.insert_lead(serde_json::json!({ "email": stray }));
+        assert!(sim.add_member(1001, id));
+    }
+    assert!(sim.remove_member(1001, lead_id(&sim, "person5@example.com")));
+
+    // A plain run trusts its state: nothing to do, the list stays wrong.
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(n(&report(&out)["segments"][0], "removed"), 0);
+    assert_eq!(sim.member_count(1001), 401);
+
+    let (code, out, err) = audex(&ws.config, &["--reconcile", "--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = &report(&out)["segments"][0];
+    assert_eq!(n(s, "removed"), 2, "{s}");
+    assert_eq!(n(s, "added"), 1, "{s}");
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
+    // Strays leave the list, not the database.
+    assert!(sim.lead_by_email("stray1@example.com").is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_faults_are_retried_and_the_list_ends_exact() {
+    // One call in four fails: 502/503, timeouts (604), 608, 611, 713, dropped
+    // connections and expired tokens.
+    use audex_marketo_sim::{FaultConfig, FaultKind};
+    let sim = Simulator::start(SimConfig {
+        faults: FaultConfig {
+            seed: 7,
+            rate: 0.25,
+            kinds: FaultKind::ALL
+                .into_iter()
+                .filter(|k| *k != FaultKind::Slow)
+                .collect(),
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..3000);
+    write_profiles(ws.dir.path(), &all, &[]);
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&out);
+    assert_eq!(r["status"], "succeeded", "{out}");
+    let s = &r["segments"][0];
+    assert_eq!(n(s, "upserted"), 3000, "{s}");
+    assert_eq!(n(s, "failed"), 0, "{s}");
+    let c = sim.counters();
+    assert!(
+        c.faults.values().sum::<u64>() >= 3,
+        "faults injected: {:?}",
+        c.faults
+    );
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
     sim.shutdown().await;
 }

@@ -844,6 +844,17 @@ impl SimHandle {
             .with_world(|w| w.store.force_member(list_id, lead_id))
     }
 
+    /// Remove a member without an API call, as a marketer would by hand in
+    /// Marketo. False if the lead was not a member (or the list does not exist).
+    pub fn remove_member(&self, list_id: u64, lead_id: u64) -> bool {
+        self.sim.with_world(|w| {
+            w.store
+                .remove_members(list_id, &[lead_id])
+                .first()
+                .is_some_and(|o| matches!(o, crate::store::Outcome::Updated(_)))
+        })
+    }
+
     pub fn reset_daily_quota(&self) {
         lock(&self.sim.gate).reset_quota();
     }
