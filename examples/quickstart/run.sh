@@ -14,12 +14,14 @@ root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
 echo "== building (release)"
-cargo build --release --quiet -p audex-cli -p audex-marketo-sim
+# Every binary of the workspace in one build (one feature resolution, so
+# DataFusion is compiled once).
+cargo build --release --quiet --workspace --bins
 bin="$root/target/release"
 
 if [[ ! -f "$here/data/profiles.csv" ]]; then
   echo "== generating the example profiles"
-  cargo run --release --quiet -p audex-datagen -- \
+  "$bin/audex-datagen" \
     --rows 3000 --seed 42 --out "$here/data" --format csv
 fi
 
