@@ -403,3 +403,24 @@ async fn seeded_faults_are_retried_and_the_list_ends_exact() {
     assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_to_a_missing_column_fails_before_any_write_and_lists_the_columns() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let yaml = std::fs::read_to_string(&ws.config)
+        .expect("config")
+        .replace("firstName: first_name", "firstName: given_name");
+    std::fs::write(&ws.config, yaml).expect("config");
+    write_profiles(ws.dir.path(), &emails(0..10), &[]);
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    // A mapping that does not fit the segment is a config error (78).
+    assert_eq!(code, 78, "{out}\n{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("destinations.mkto.mapping.firstName"), "{text}");
+    assert!(text.contains("given_name"), "{text}");
+    assert!(text.contains("first_name"), "the columns that exist: {text}");
+    assert_eq!(sim.counters().calls("sync_leads"), 0);
+    assert_eq!(sim.counters().calls("add_to_list"), 0);
+    sim.shutdown().await;
+}
