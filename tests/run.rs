@@ -239,98 +239,133 @@ fn lead_id(sim: &SimHandle, email: &str) -> u64 {
         .id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_killed_mid_export_resumes_with_the_list_exact() {
-    // Realistic latency, 4x faster: a 300-record call takes about 250 ms, so
-    // the export of 9,000 rows (30 upserts, 30 adds) is killed in the middle.
-    let sim = Simulator::start(SimConfig {
-        time_scale: 4.0,
-        latency: audex_marketo_sim::LatencyModel::realistic(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim");
-    let ws = workspace(&sim, "mirror", 1_000_000);
-    let all = emails(0..9000);
-    write_profiles(ws.dir.path(), &all, &[]);
-
+/// Start `audex run` as a child and SIGKILL it (no cleanup at all) once the
+/// simulator has seen `at` records of operation `op`. Returns the list's size
+/// at the kill.
+async fn kill_during(sim: &SimHandle, ws: &Workspace, op: &str, at: u64, total: usize) -> usize {
     let mut child = std::process::Command::new(audex_bin())
         .args(["run", "-c"])
         .arg(&ws.config)
-        .args(["--output", "json"])
         .env_remove("AUDEX_CONFIG")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn audex");
-    // Kill (SIGKILL: no cleanup at all) once some but not all leads are in.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        if sim
-            .counters()
-            .records
-            .get("sync_leads")
-            .copied()
-            .unwrap_or(0)
-            >= 1500
-        {
+        if sim.counters().records.get(op).copied().unwrap_or(0) >= at {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the run never got going"
+            "{op} never reached {at}"
         );
         assert!(
             child.try_wait().expect("wait").is_none(),
-            "the run ended before the kill"
+            "the run ended before {op} reached {at}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    let at_kill = sim.member_count(1001);
+    let size = sim.member_count(1001);
     assert!(
-        at_kill < all.len(),
-        "the kill came too late to test anything"
+        size != total,
+        "the kill during {op} came too late to test anything"
     );
+    size
+}
 
-    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
-    assert_eq!(code, 0, "{out}\n{err}");
-    let r = report(&out);
-    let s = &r["segments"][0];
-    // The checkpoints of the killed run survived: what it confirmed is not sent again.
-    assert!(n(s, "unchanged") > 0, "{s}");
-    assert_eq!(n(s, "upserted") + n(s, "unchanged"), 9000, "{s}");
-    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
-    assert_eq!(sim.lead_count(), 9000);
-    // At most the calls in flight at the kill (10 of 300) were sent twice.
-    let sent = sim
-        .counters()
-        .records
-        .get("sync_leads")
-        .copied()
-        .unwrap_or(0);
-    assert!(sent <= 9000 + 10 * 300, "{sent} records upserted");
-
-    // The killed run is in the history as interrupted, not left `running`.
+fn run_statuses(config: &Path) -> Vec<String> {
     let out = Command::cargo_bin("audex")
         .expect("audex")
         .args(["runs", "-c"])
-        .arg(&ws.config)
+        .arg(config)
         .args(["--output", "json"])
         .output()
         .expect("runs");
     let runs: Value = serde_json::from_slice(&out.stdout).expect("runs json");
-    let statuses: Vec<&str> = runs
-        .as_array()
+    runs.as_array()
         .expect("array")
         .iter()
-        .filter_map(|r| r["status"].as_str())
-        .collect();
-    assert!(statuses.contains(&"interrupted"), "{statuses:?}");
-    assert!(!statuses.contains(&"running"), "{statuses:?}");
-    sim.shutdown().await;
+        .filter_map(|r| r["status"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_killed_during_upserts_adds_and_removes_resume_with_the_list_exact() {
+    // Realistic latency, 4x faster: a 300-record call takes about 250 ms, so
+    // an export of 9,000 rows (30 upserts, 30 adds) can be killed mid-way.
+    for (op, at) in [
+        ("sync_leads", 1500),
+        ("add_to_list", 1500),
+        ("remove_from_list", 900),
+    ] {
+        let sim = Simulator::start(SimConfig {
+            time_scale: 4.0,
+            latency: audex_marketo_sim::LatencyModel::realistic(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let ws = workspace(&sim, "mirror", 1_000_000);
+        let all = emails(0..9000);
+        write_profiles(ws.dir.path(), &all, &[]);
+        // For removals: export everyone, then shrink the segment to a sixth.
+        let want: Vec<String> = if op == "remove_from_list" {
+            let (code, _, err) = audex(&ws.config, &[]).await;
+            assert_eq!(code, 0, "{err}");
+            write_profiles(ws.dir.path(), &all[..1500], &[]);
+            sim.reset_counters();
+            all[..1500].to_vec()
+        } else {
+            all.clone()
+        };
+
+        kill_during(&sim, &ws, op, at, want.len()).await;
+
+        let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+        assert_eq!(code, 0, "{op}: {out}\n{err}");
+        let r = report(&out);
+        let s = &r["segments"][0];
+        assert_eq!(
+            n(s, "upserted") + n(s, "unchanged"),
+            want.len() as u64,
+            "{op}: {s}"
+        );
+        if op != "remove_from_list" {
+            // The checkpoints of the killed run survived: what it confirmed
+            // is not sent again.
+            assert!(n(s, "unchanged") > 0, "{op}: {s}");
+        }
+        assert_eq!(
+            list_emails(&sim, 1001),
+            want.iter().cloned().collect(),
+            "{op}: the list is exactly the segment"
+        );
+        // No lead created twice, and nothing resent beyond the calls that
+        // were in flight at the kill (at most 10 calls of 300).
+        assert_eq!(sim.lead_count(), 9000, "{op}");
+        let c = sim.counters();
+        let sent = |o: &str| c.records.get(o).copied().unwrap_or(0);
+        let in_flight = 10 * 300;
+        let first = if op == "remove_from_list" { 0 } else { 9000 };
+        assert!(sent("sync_leads") <= first + in_flight, "{op}: {c:?}");
+        assert!(sent("add_to_list") <= first + in_flight, "{op}: {c:?}");
+        assert!(sent("remove_from_list") <= 7500 + in_flight, "{op}: {c:?}");
+        // The killed run is in the history as interrupted, not left `running`.
+        let statuses = run_statuses(&ws.config);
+        assert!(
+            statuses.iter().any(|s| s == "interrupted"),
+            "{op}: {statuses:?}"
+        );
+        assert!(
+            !statuses.iter().any(|s| s == "running"),
+            "{op}: {statuses:?}"
+        );
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,10 +452,39 @@ async fn a_mapping_to_a_missing_column_fails_before_any_write_and_lists_the_colu
     // A mapping that does not fit the segment is a config error (78).
     assert_eq!(code, 78, "{out}\n{err}");
     let text = format!("{out}{err}");
-    assert!(text.contains("destinations.mkto.mapping.firstName"), "{text}");
+    assert!(
+        text.contains("destinations.mkto.mapping.firstName"),
+        "{text}"
+    );
     assert!(text.contains("given_name"), "{text}");
-    assert!(text.contains("first_name"), "the columns that exist: {text}");
+    assert!(
+        text.contains("first_name"),
+        "the columns that exist: {text}"
+    );
     assert_eq!(sim.counters().calls("sync_leads"), 0);
     assert_eq!(sim.counters().calls("add_to_list"), 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_mode_keeps_leavers() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "append", 1_000_000);
+    let all = emails(0..350);
+    write_profiles(ws.dir.path(), &all, &[]);
+    let (code, _, err) = audex(&ws.config, &[]).await;
+    assert_eq!(code, 0, "{err}");
+    // Ten new rows without a first_name field at all (a ragged CSV): read
+    // with an empty first name, not a failed run.
+    let new = emails(350..360);
+    let extra: Vec<&str> = new.iter().map(String::as_str).collect();
+    write_profiles(ws.dir.path(), &all[50..], &extra);
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = &report(&out)["segments"][0];
+    assert_eq!(n(s, "removed"), 0, "{s}");
+    assert_eq!(n(s, "added"), 10, "{s}");
+    assert_eq!(sim.member_count(1001), 360);
+    assert_eq!(sim.counters().calls("remove_from_list"), 0);
     sim.shutdown().await;
 }

@@ -378,6 +378,11 @@ async fn register(
                 // rather than split it at byte offsets that could fall
                 // inside a quoted value.
                 .newlines_in_values(true)
+                // A row with fewer fields than the header (a common defect
+                // of hand-edited exports) has its missing values null, so
+                // the mapping rejects it with a reason or sends what it has
+                // instead of failing the whole segment.
+                .truncated_rows(true)
                 .schema_infer_max_records(INFER_ROWS);
             if let Some(d) = table.delimiter {
                 read = read.delimiter(d);
