@@ -732,11 +732,11 @@ async fn a_run_dropped_mid_flight_loses_nothing_on_rerun() {
         }
         #[allow(clippy::drop_non_drop)] // dropping the future abandons the run mid-flight
         drop(run);
-        // The dropped run stays `running` under this (live) process id; a
-        // killed process would be gone.
+        // The dropped run keeps the destination's lock under this (live)
+        // process id; a killed process would be gone.
         e.store
             .lock()
-            .execute("UPDATE runs SET pid = -1 WHERE status = 'running'", [])
+            .execute("UPDATE destination_locks SET pid = -1", [])
             .unwrap();
         let r = run_target(&t, &e.store, &e.options).await.unwrap();
         assert_eq!(r.status, RunStatus::Succeeded, "stop after {stop_after}");

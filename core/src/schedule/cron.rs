@@ -5,12 +5,12 @@
 //! fixed time in a fall-back overlap runs once, at its first occurrence.
 
 use std::fmt;
-use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
+use crate::config::{parse_schedule, parse_timezone};
 use crate::error::ConfigError;
 
 /// A parsed schedule. Computation is in UTC instants; the zone only decides
@@ -35,47 +35,34 @@ impl fmt::Display for Schedule {
 }
 
 impl Schedule {
-    /// Parse `expr` (5 fields, or an alias like `@daily`) in `timezone`
-    /// (default UTC). Errors carry the paths `schedule` and `timezone`,
-    /// relative to the destination's block.
+    /// Parse `expr` (5 fields: minute hour day-of-month month day-of-week)
+    /// in `timezone` (default UTC), with the same parsers `audex validate`
+    /// uses, so what validates is what runs. Errors carry the paths
+    /// `schedule` and `timezone`, relative to the destination's block.
     pub fn parse(expr: &str, timezone: Option<&str>) -> Result<Schedule, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let tz = match timezone.map(str::trim) {
             None | Some("") => Some(Tz::UTC),
-            Some(name) => {
-                match Tz::from_str(name) {
-                    Ok(tz) => Some(tz),
-                    Err(_) => {
-                        errors.push(
-                        ConfigError::new("timezone", format!("`{name}` is not a known time zone"))
-                            .with_hint("use an IANA name such as `UTC`, `Europe/Paris` or `America/Chicago`"),
-                    );
-                        None
-                    }
-                }
-            }
-        };
-        let trimmed = expr.trim();
-        let fields = trimmed.split_whitespace().count();
-        let cron = if !trimmed.starts_with('@') && fields != 5 {
-            errors.push(
-                ConfigError::new(
-                    "schedule",
-                    format!("a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {fields}"),
-                )
-                .with_hint("e.g. `0 3 * * *` for every day at 03:00"),
-            );
-            None
-        } else {
-            match Cron::from_str(trimmed) {
-                Ok(c) => Some(c),
+            Some(name) => match parse_timezone(name) {
+                Ok(tz) => Some(tz),
                 Err(e) => {
                     errors.push(
-                        ConfigError::new("schedule", format!("not a valid cron expression: {e}"))
-                            .with_hint("e.g. `0 3 * * *` for every day at 03:00, `*/30 * * * *` every 30 minutes"),
+                        ConfigError::new("timezone", format!("`{name}` is {e}")).with_hint(
+                            "use an IANA name such as `UTC`, `Europe/Paris` or `America/Chicago`",
+                        ),
                     );
                     None
                 }
+            },
+        };
+        let trimmed = expr.trim();
+        let cron = match parse_schedule(trimmed) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(ConfigError::new("schedule", e).with_hint(
+                    "e.g. `0 3 * * *` for every day at 03:00, `*/30 * * * *` every 30 minutes",
+                ));
+                None
             }
         };
         match (cron, tz) {
@@ -132,23 +119,27 @@ impl Schedule {
     }
 }
 
-/// Marketo's daily quota resets at midnight US Central time.
-pub const QUOTA_RESET_TZ: Tz = chrono_tz::America::Chicago;
+/// Marketo's daily quota resets at "12:00 AM CST" (shared/marketo-api.md
+/// §3). Whether that follows daylight saving time is not documented, so the
+/// stricter reading holds: midnight at UTC-6 all year (01:00 CDT in summer),
+/// never earlier than either reading. The Marketo client's limiter and the
+/// simulator count the day the same way.
+pub const QUOTA_RESET_OFFSET: FixedOffset = match FixedOffset::west_opt(6 * 3600) {
+    Some(cst) => cst,
+    None => panic!("UTC-6 is a valid offset"),
+};
 
-/// The first midnight in `America/Chicago` strictly after `t` (when a
-/// Marketo instance's daily call quota resets).
+/// The first quota reset (midnight CST, UTC-6) strictly after `t`.
 pub fn next_quota_reset(t: DateTime<Utc>) -> DateTime<Utc> {
-    let local = t.with_timezone(&QUOTA_RESET_TZ);
-    // Midnight always exists in Chicago (its clocks change at 02:00); the
-    // fallback only guards the end of chrono's calendar.
-    local
-        .date_naive()
-        .succ_opt()
-        .and_then(|day| {
-            day.and_time(chrono::NaiveTime::MIN)
-                .and_local_timezone(QUOTA_RESET_TZ)
-                .earliest()
+    let offset = QUOTA_RESET_OFFSET;
+    let day = t.with_timezone(&offset).date_naive();
+    day.succ_opt()
+        .and_then(|next| {
+            next.and_time(chrono::NaiveTime::MIN)
+                .and_local_timezone(offset)
+                .single()
         })
         .map(|m| m.with_timezone(&Utc))
+        // Only the end of chrono's calendar has no next day.
         .unwrap_or(t + chrono::Duration::hours(24))
 }

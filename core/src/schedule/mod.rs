@@ -1,19 +1,27 @@
 //! Scheduled exports: when each destination is due (cron in its time zone),
-//! what to skip when a run overlaps its next tick, and when a run paused on
-//! the daily quota resumes.
+//! what to skip when a run overlaps its next tick, when a run paused on the
+//! daily quota resumes, and the loop that runs it all.
 //!
-//! Pure logic over explicit instants and an injectable [`Clock`]; the CLI's
-//! `audex schedule` does the waiting, the locking and the running.
+//! The decisions are pure logic over explicit instants and an injectable
+//! [`Clock`] ([`Planner`], [`due_now`]); [`Scheduler`] is the loop, which
+//! sleeps, starts runs through a [`Runner`] and records skips. The CLI's
+//! `audex schedule` provides the runner (lock, engine) and the printing.
 
 mod clock;
 mod cron;
+mod history;
 mod once;
 mod planner;
+mod service;
 
 #[cfg(test)]
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cron::{next_quota_reset, Schedule, QUOTA_RESET_TZ};
-pub use once::{due_now, LastRun};
+pub use cron::{next_quota_reset, Schedule, QUOTA_RESET_OFFSET};
+pub use history::last_run;
+pub use once::{due_now, Due, LastRun};
 pub use planner::{Action, Outcome, Planner, Trigger};
+pub use service::{
+    OnceRun, RunEnd, Runner, ScheduleEvent, ScheduleObserver, Scheduler, MAX_NAP, STILL_RUNNING,
+};

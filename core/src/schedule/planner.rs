@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::cron::{next_quota_reset, Schedule};
+use super::once::{due_now, Due, LastRun};
 
 /// Why a run starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +97,39 @@ impl Planner {
         if let Some(job) = self.jobs.get_mut(destination) {
             job.resume_at = Some(next_quota_reset(paused_at));
         }
+    }
+
+    /// Take `destination`'s last run from the history into account at
+    /// start-up: a tick missed while no scheduler ran (since that run
+    /// started) runs at the first poll, once; an interrupted run (a signal,
+    /// a crash) resumes at the first poll; a paused one resumes at the quota
+    /// reset or its next tick. A destination that never ran waits for its
+    /// first tick.
+    pub fn restore(&mut self, destination: &str, last: &LastRun, now: DateTime<Utc>) {
+        let Some(job) = self.jobs.get_mut(destination) else {
+            return;
+        };
+        match due_now(&job.schedule, Some(last), now) {
+            Some(Due {
+                trigger: Trigger::Schedule,
+                at,
+            }) => job.next_due = Some(at),
+            Some(Due {
+                trigger: Trigger::Resume,
+                ..
+            }) => job.resume_at = Some(now),
+            None if last.paused => {
+                job.resume_at = Some(next_quota_reset(
+                    last.finished_at.unwrap_or(last.started_at),
+                ));
+            }
+            None => {}
+        }
+    }
+
+    /// The destinations planned, with their schedules.
+    pub fn schedules(&self) -> impl Iterator<Item = (&str, &Schedule)> {
+        self.jobs.iter().map(|(n, j)| (n.as_str(), &j.schedule))
     }
 
     /// What to do at `now`. Ticks missed while asleep (a suspended machine)

@@ -99,7 +99,7 @@ pub struct SkipRecord {
     pub reason: String,
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -127,12 +127,15 @@ fn new_token() -> String {
     hex::encode(&Sha256::digest(seed.as_bytes())[..12])
 }
 
-fn ensure_tables(conn: &Connection) -> Result<()> {
+pub(super) fn ensure_tables(conn: &Connection) -> Result<()> {
     conn.execute_batch(CREATE)
         .map_err(db_err("create the lock tables"))
 }
 
-fn read_holder(conn: &Connection, destination: &str) -> Result<Option<(String, LockHolder)>> {
+pub(super) fn read_holder(
+    conn: &Connection,
+    destination: &str,
+) -> Result<Option<(String, LockHolder)>> {
     conn.query_row(
         "SELECT token, pid, host, purpose, acquired_at, heartbeat_at
          FROM destination_locks WHERE destination = ?1",
@@ -156,7 +159,12 @@ fn read_holder(conn: &Connection, destination: &str) -> Result<Option<(String, L
 
 /// Whether `holder` has given up its lock: its process is gone (when it ran
 /// on this host) or it has not beaten its heart for `stale_after`.
-fn is_stale(holder: &LockHolder, now: DateTime<Utc>, stale_after: Duration, here: &str) -> bool {
+pub(super) fn is_stale(
+    holder: &LockHolder,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+    here: &str,
+) -> bool {
     if holder.host == here && !process_alive(holder.pid) {
         return true;
     }
@@ -247,6 +255,22 @@ impl StateStore {
         Ok(())
     }
 
+    /// Who holds `destination`'s lock at `now`, if a live process does (a
+    /// stale holder counts as none: the next taker replaces it).
+    pub fn live_lock_holder(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Result<Option<LockHolder>> {
+        let conn = self.lock();
+        ensure_tables(&conn)?;
+        let here = host_name();
+        Ok(read_holder(&conn, destination)?
+            .map(|(_, h)| h)
+            .filter(|h| !is_stale(h, now, stale_after, &here)))
+    }
+
     /// Who holds `destination`'s lock, if anyone (stale or not).
     pub fn destination_lock(&self, destination: &str) -> Result<Option<LockHolder>> {
         let conn = self.lock();
@@ -303,7 +327,7 @@ impl StateStore {
 
 /// Whether a process with this id is running (and not a zombie). Only Linux
 /// can tell; elsewhere only the heartbeat decides.
-fn process_alive(pid: u32) -> bool {
+pub(super) fn process_alive(pid: u32) -> bool {
     if !cfg!(target_os = "linux") {
         return true;
     }

@@ -1,13 +1,25 @@
 //! The run history: one row per run, one per exported segment.
 
+use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use super::lock::{self, DEFAULT_STALE_AFTER};
 use super::{db_err, now, StateStore};
 use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport};
 use crate::error::{Error, ErrorClass, Result};
 use crate::record::ListId;
 use crate::settings::Mode;
+
+/// The token of the lock `begin_run` takes for a run whose caller holds
+/// none.
+fn run_token(id: i64) -> String {
+    format!("run-{id}")
+}
+
+fn is_run_token(token: &str) -> bool {
+    token.starts_with("run-")
+}
 
 /// A run about to start.
 #[derive(Clone, Debug)]
@@ -44,45 +56,46 @@ pub struct RunRecord {
 impl StateStore {
     /// Record the start of a run and return its id.
     ///
-    /// Refuses while another live process runs the same destination (two
-    /// runs diffing against the same state would send things twice). A run
-    /// left `running` by a process that no longer exists is marked
-    /// `interrupted` first.
+    /// The destination's lock (see [`StateStore::try_lock_destination`]) is
+    /// the one guard against two runs of a destination: `begin_run` refuses
+    /// while another live process (or another run of this one) holds it.
+    /// A caller that took the lock itself (as `audex run` and
+    /// `audex schedule` do, with a heartbeat) keeps it; otherwise the run
+    /// takes it here and [`StateStore::finish_run`] releases it. Holding the
+    /// lock proves that no other run of the destination is going, so a run
+    /// the history still shows as `running` was left by a process that died:
+    /// it is marked `interrupted`.
     pub fn begin_run(&self, run: &NewRun<'_>) -> Result<i64> {
         let mut conn = self.lock();
+        lock::ensure_tables(&conn)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err("begin a run"))?;
-        let running: Vec<(i64, i64)> = {
-            let mut stmt = tx
-                .prepare("SELECT id, pid FROM runs WHERE destination = ?1 AND status = 'running'")
-                .map_err(db_err("read running runs"))?;
-            let rows = stmt
-                .query_map(params![run.destination], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db_err("read running runs"))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(db_err("read running runs"))?
-        };
-        for (id, pid) in running {
-            if process_alive(pid) {
+        let here = lock::host_name();
+        let me = std::process::id();
+        let now_utc = Utc::now();
+        let caller_holds = match lock::read_holder(&tx, run.destination)? {
+            Some((token, h)) if h.pid == me && h.host == here && !is_run_token(&token) => true,
+            Some((_, h)) if !lock::is_stale(&h, now_utc, DEFAULT_STALE_AFTER, &here) => {
                 return Err(Error::new(
                     ErrorClass::Transient,
                     format!(
-                        "another run of destination {} is in progress (run {id}, process {pid})",
+                        "another run of destination {} is in progress: {h}",
                         run.destination
                     ),
                 )
-                .with_hint("wait for it to finish, or stop it"));
+                .with_hint("wait for it to finish (`audex run --wait` waits), or stop it"));
             }
-            tx.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?2),
-                        error_class = 'internal',
-                        error = 'the process ended before the run finished (killed or crashed)'
-                 WHERE id = ?1",
-                params![id, now()],
-            )
-            .map_err(db_err("close a stale run"))?;
-        }
+            _ => false,
+        };
+        tx.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?2),
+                    error_class = 'internal',
+                    error = 'the process ended before the run finished (killed or crashed)'
+             WHERE destination = ?1 AND status = 'running'",
+            params![run.destination, now()],
+        )
+        .map_err(db_err("close a stale run"))?;
         tx.execute(
             "INSERT INTO runs (destination, display_name, export_user, started_at, status,
                                dry_run, full, reconcile, pid)
@@ -95,13 +108,51 @@ impl StateStore {
                 run.dry_run,
                 run.full,
                 run.reconcile,
-                i64::from(std::process::id()),
+                i64::from(me),
             ],
         )
         .map_err(db_err("record a run"))?;
         let id = tx.last_insert_rowid();
+        if !caller_holds {
+            tx.execute(
+                "INSERT INTO destination_locks
+                     (destination, token, pid, host, purpose, acquired_at, heartbeat_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (destination) DO UPDATE SET
+                     token = excluded.token, pid = excluded.pid, host = excluded.host,
+                     purpose = excluded.purpose, acquired_at = excluded.acquired_at,
+                     heartbeat_at = excluded.heartbeat_at",
+                params![
+                    run.destination,
+                    run_token(id),
+                    i64::from(me),
+                    here,
+                    format!("run {id}"),
+                    lock::ts(now_utc)
+                ],
+            )
+            .map_err(db_err("take a lock"))?;
+        }
         tx.commit().map_err(db_err("commit a run"))?;
         Ok(id)
+    }
+
+    /// The latest run of `destination` that was not a dry run.
+    pub fn last_run(&self, destination: &str) -> Result<Option<RunRecord>> {
+        let conn = self.lock();
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM runs WHERE destination = ?1 AND dry_run = 0
+                 ORDER BY id DESC LIMIT 1",
+                params![destination],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err("read the last run"))?;
+        match id {
+            Some(id) => read_run(&conn, id),
+            None => Ok(None),
+        }
     }
 
     /// Record how a run ended, with its per-segment counts.
@@ -155,6 +206,13 @@ impl StateStore {
             )
             .map_err(db_err("record a segment's counts"))?;
         }
+        lock::ensure_tables(&tx)?;
+        // The lock `begin_run` took for this run, if it took one.
+        tx.execute(
+            "DELETE FROM destination_locks WHERE destination = ?1 AND token = ?2",
+            params![report.destination, run_token(report.run_id)],
+        )
+        .map_err(db_err("release a run's lock"))?;
         tx.commit().map_err(db_err("commit a finished run"))
     }
 
@@ -271,22 +329,5 @@ fn parse_class(s: Option<&str>) -> ErrorClass {
         Some("transient") => ErrorClass::Transient,
         Some("rejected") => ErrorClass::Rejected,
         _ => ErrorClass::Internal,
-    }
-}
-
-/// Whether a process with this id is still running (and not a zombie). Only
-/// Linux can tell; elsewhere a `running` row is taken as stale.
-fn process_alive(pid: i64) -> bool {
-    if cfg!(target_os = "linux") {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state letter follows the command name in parentheses.
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X"),
-            Err(_) => false,
-        }
-    } else {
-        false
     }
 }

@@ -265,19 +265,24 @@ fn run_history_round_trips_with_segments() {
 fn one_live_run_per_destination_and_stale_runs_are_closed() {
     let store = StateStore::open_in_memory().expect("open");
     let first = store.begin_run(&new_run("mkto")).expect("begin");
-    // This process is alive, so its running row blocks a second run.
+    // The run took the destination's lock: a second run is refused, even
+    // from this process.
+    let holder = store.destination_lock("mkto").expect("lock").expect("held");
+    assert_eq!(holder.pid, std::process::id());
     let err = store.begin_run(&new_run("mkto")).expect_err("busy");
     assert!(err.message().contains("in progress"), "{err}");
+    assert!(err.message().contains(&format!("run {first}")), "{err}");
     // Another destination is independent.
     store
         .begin_run(&new_run("other"))
         .expect("other destination");
-    // A row left by a dead process is closed as interrupted.
+    // The process of the first run dies (its lock names a pid that is gone):
+    // the lock is taken over and the run is closed as interrupted.
     store
         .lock()
         .execute(
-            "UPDATE runs SET pid = ?1 WHERE id = ?2",
-            [i64::from(u32::MAX), first],
+            "UPDATE destination_locks SET pid = ?1 WHERE destination = 'mkto'",
+            [i64::from(u32::MAX)],
         )
         .expect("fake a dead pid");
     let second = store.begin_run(&new_run("mkto")).expect("stale run closed");
@@ -285,4 +290,87 @@ fn one_live_run_per_destination_and_stale_runs_are_closed() {
     assert_eq!(stale.status, RunStatus::Interrupted);
     assert!(stale.error.is_some());
     assert!(second > first);
+    // Finishing the run releases the lock it took.
+    store.finish_run(&finished("mkto", second)).expect("finish");
+    assert_eq!(store.destination_lock("mkto").expect("lock"), None);
+}
+
+fn finished(dest: &str, run_id: i64) -> RunReport {
+    RunReport {
+        run_id,
+        destination: dest.into(),
+        status: RunStatus::Succeeded,
+        segments: Vec::new(),
+        calls_total: 0,
+        duration_ms: 1,
+        rejects_file: None,
+        started_at: "2026-01-01T00:00:00.000Z".into(),
+        finished_at: "2026-01-01T00:00:01.000Z".into(),
+        error: None,
+    }
+}
+
+#[test]
+fn a_caller_holding_the_lock_runs_and_keeps_it() {
+    let store = StateStore::open_in_memory().expect("open");
+    let now = chrono::Utc::now();
+    let token = match store
+        .try_lock_destination("mkto", "audex run", now, DEFAULT_STALE_AFTER)
+        .expect("lock")
+    {
+        LockAttempt::Acquired { token, .. } => token,
+        LockAttempt::Held(h) => panic!("held by {h}"),
+    };
+    let id = store
+        .begin_run(&new_run("mkto"))
+        .expect("the holder may run");
+    store.finish_run(&finished("mkto", id)).expect("finish");
+    // The caller's lock outlives the run; the caller releases it.
+    let holder = store.destination_lock("mkto").expect("lock").expect("held");
+    assert_eq!(holder.purpose, "audex run");
+    store.unlock_destination(&token).expect("unlock");
+    assert_eq!(store.destination_lock("mkto").expect("lock"), None);
+}
+
+#[test]
+fn a_run_is_refused_while_another_live_process_holds_the_lock() {
+    let store = StateStore::open_in_memory().expect("open");
+    // Process 1 (init) is alive on this host; a fresh heartbeat.
+    store
+        .try_lock_destination(
+            "mkto",
+            "audex schedule",
+            chrono::Utc::now(),
+            DEFAULT_STALE_AFTER,
+        )
+        .expect("lock");
+    store
+        .lock()
+        .execute("UPDATE destination_locks SET pid = 1", [])
+        .expect("hand the lock to pid 1");
+    let err = store.begin_run(&new_run("mkto")).expect_err("locked");
+    assert!(
+        err.message().contains("audex schedule (process 1 on "),
+        "{err}"
+    );
+    assert_eq!(store.runs(10).expect("runs").len(), 0);
+}
+
+#[test]
+fn the_last_run_ignores_dry_runs() {
+    let store = StateStore::open_in_memory().expect("open");
+    assert_eq!(store.last_run("mkto").expect("last"), None);
+    let real = store.begin_run(&new_run("mkto")).expect("begin");
+    store.finish_run(&finished("mkto", real)).expect("finish");
+    let dry = store
+        .begin_run(&NewRun {
+            dry_run: true,
+            ..new_run("mkto")
+        })
+        .expect("begin");
+    store.finish_run(&finished("mkto", dry)).expect("finish");
+    assert_eq!(
+        store.last_run("mkto").expect("last").map(|r| r.id),
+        Some(real)
+    );
 }
