@@ -94,6 +94,13 @@ pub struct TableDetail {
     /// CSV only: the field separator, one ASCII character. Default `,`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<char>,
+    /// CSV only: columns read as text whatever their values look like.
+    /// Types are otherwise inferred from the first 10,000 rows, and a later
+    /// value that does not fit (`n/a` in a number column) fails the read;
+    /// read as text, each value is converted by the mapping and a bad one
+    /// rejects only its row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_columns: Vec<String>,
 }
 
 /// A table as written in the config: a bare path or a [`TableDetail`].
@@ -126,6 +133,7 @@ impl<'de> Deserialize<'de> for TableSpec {
                     path: v.to_string(),
                     format: None,
                     delimiter: None,
+                    text_columns: Vec::new(),
                 }))
             }
 
@@ -212,6 +220,12 @@ impl FilesConfig {
                         "delimiter applies to CSV tables only",
                     ));
                 }
+            }
+            if !detail.text_columns.is_empty() && detail.format.is_some_and(|f| f != Format::Csv) {
+                errors.push(ConfigError::new(
+                    format!("{at}.text_columns"),
+                    "text_columns applies to CSV tables only (Parquet and NDJSON carry their types)",
+                ));
             }
             // A folder's format is found from its files when the source is
             // built; a file or glob with an unknown extension needs `format:`.

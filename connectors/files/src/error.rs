@@ -20,7 +20,7 @@ pub(crate) fn query_error(segment: &str, e: DataFusionError) -> Error {
         }
         DataFusionError::ArrowError(..) | DataFusionError::ParquetError(_) => (
             ErrorClass::Config,
-            Some("a value in the file does not match the column type read from its first rows"),
+            Some("a value in the file does not match the column type inferred from its first 10,000 rows; for a CSV table, list the column under `text_columns` to read it as text and reject bad values row by row"),
         ),
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => {
             (ErrorClass::Transient, None)

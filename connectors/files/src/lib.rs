@@ -42,6 +42,7 @@ impl FilesConfig {
                     location,
                     format: spec.0.format,
                     delimiter: spec.0.delimiter.and_then(|c| u8::try_from(c).ok()),
+                    text_columns: spec.0.text_columns.clone(),
                 }
             })
             .collect();

@@ -40,6 +40,8 @@ pub struct ResolvedTable {
     pub location: PathBuf,
     pub format: Option<Format>,
     pub delimiter: Option<u8>,
+    /// Columns read as Utf8 whatever their inferred type.
+    pub text_columns: Vec<String>,
 }
 
 /// Why a table could not be registered; kept to answer later queries.
@@ -423,7 +425,20 @@ async fn register(
             Some("check the path; a CSV file needs a header row"),
         ));
     }
-    let schema = strip_bom(schema);
+    let text_columns: &[String] = if format == Format::Csv {
+        &table.text_columns
+    } else {
+        &[]
+    };
+    let schema = as_text(strip_bom(schema), text_columns).map_err(|missing| {
+        failure(
+            ErrorClass::Config,
+            format!(
+                "table `{name}`: text_columns names `{missing}`, which is not a column of {shown}"
+            ),
+            Some("text_columns lists column names of the table's header"),
+        )
+    })?;
     ctx.register_listing_table(name.as_str(), url, options, Some(schema), None)
         .await
         .map_err(|e| {
@@ -433,6 +448,29 @@ async fn register(
                 None,
             )
         })
+}
+
+/// The schema with `columns` turned into nullable Utf8; the first name that is
+/// not a column is the error.
+fn as_text(schema: SchemaRef, columns: &[String]) -> std::result::Result<SchemaRef, String> {
+    if columns.is_empty() {
+        return Ok(schema);
+    }
+    if let Some(missing) = columns.iter().find(|c| schema.field_with_name(c).is_err()) {
+        return Err(missing.clone());
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if columns.iter().any(|c| c == f.name()) {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// A CSV exported by Excel starts with a UTF-8 byte order mark, which would

@@ -332,3 +332,62 @@ fn registered_with_schema_and_example() {
     let cfg = (plugin.parse)(example).expect("example parses");
     assert!(cfg.validate().is_empty());
 }
+
+#[tokio::test]
+async fn text_columns_read_dirty_values_as_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 10,001 clean numbers, then one that is not: the inferred Int64 column
+    // fails the read at that line.
+    let mut csv = String::from("email,ltv\n");
+    for i in 0..10_001 {
+        csv.push_str(&format!("p{i}@example.com,{i}\n"));
+    }
+    csv.push_str("late@example.com,n/a\n");
+    std::fs::write(dir.path().join("p.csv"), &csv).expect("csv");
+    let strict = source(dir.path(), serde_json::json!({"p": "p.csv"}));
+    let mut stream = strict
+        .stream(&SegmentQuery::Table("p".into()))
+        .await
+        .expect("starts");
+    let mut err = None;
+    while let Some(b) = stream.next().await {
+        if let Err(e) = b {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the dirty value fails the inferred type");
+    assert!(err.hint().unwrap_or("").contains("text_columns"), "{err:?}");
+
+    let lenient = source(
+        dir.path(),
+        serde_json::json!({"p": {"path": "p.csv", "text_columns": ["ltv"]}}),
+    );
+    let schema = lenient
+        .schema(&SegmentQuery::Table("p".into()))
+        .await
+        .expect("schema");
+    assert_eq!(
+        schema.field_with_name("ltv").expect("ltv").data_type(),
+        &DataType::Utf8
+    );
+    let got = rows(&collect(lenient.as_ref(), &SegmentQuery::Table("p".into())).await);
+    assert_eq!(got.len(), 10_002);
+    assert_eq!(got[10_001], ["late@example.com", "n/a"]);
+
+    let plugin = audex_core::registry::source("files").expect("files");
+    let cfg = (plugin.parse)(serde_json::json!({"type": "files", "tables":
+        {"p": {"path": "p.csv", "text_columns": ["nope"]}}}))
+    .expect("parses");
+    let e = cfg
+        .build(&BuildContext {
+            base_dir: dir.path().to_path_buf(),
+        })
+        .expect("builds");
+    let e = e
+        .schema(&SegmentQuery::Table("p".into()))
+        .await
+        .err()
+        .expect("an unknown text column is an error");
+    assert!(e.message().contains("`nope`"), "{e:?}");
+}
