@@ -76,7 +76,7 @@ pub enum Command {
     },
     /// Export now.
     #[command(
-        after_help = "Examples:\n  audex run -c audex.yaml\n  audex run --destination marketo_prod --segment high_value --dry-run\n  audex run --reconcile --output json"
+        after_help = "Examples:\n  audex run -c audex.yaml\n  audex run --destination marketo_prod --segment high_value --dry-run\n  audex run --reconcile --output json\n  audex run --wait\n\nExit codes: 0 done, 1 failed, 75 paused on the daily quota or call budget (run again to resume) or refused because another process holds the destination's lock (use --wait), 78 config error, 130 stopped by a signal (run again to resume)."
     )]
     Run(RunArgs),
     /// Run history, or one run with `runs show ID`.
@@ -85,7 +85,9 @@ pub enum Command {
     )]
     Runs(RunsArgs),
     /// Run exports on their cron schedules until stopped.
-    #[command(after_help = "Examples:\n  audex schedule -c audex.yaml\n  audex schedule --once")]
+    #[command(
+        after_help = "Examples:\n  audex schedule -c audex.yaml\n  audex schedule --once     # from cron, a systemd timer or a Kubernetes CronJob\n\nSIGTERM/SIGINT: the runs going finish their calls in flight, checkpoint and are recorded as interrupted; exit 0. A second signal exits at once (130).\nExit codes of --once: the worst of its runs: 0 done (or skipped, or interrupted by a signal), 1 failed, 75 paused, 78 config error."
+    )]
     Schedule(ScheduleArgs),
     /// Manage the stored state.
     #[command(subcommand)]
@@ -111,6 +113,10 @@ pub struct RunArgs {
     /// Read the list's real members and remove those not in the segment.
     #[arg(long)]
     pub reconcile: bool,
+    /// When another process is running the destination, wait for it to
+    /// finish instead of exiting with 75.
+    #[arg(long)]
+    pub wait: bool,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -141,7 +147,8 @@ pub enum RunsCommand {
 pub struct ScheduleArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Run every export that is due now, then exit.
+    /// Run every export that is due now (judged from the run history), then
+    /// exit.
     #[arg(long)]
     pub once: bool,
 }

@@ -2,8 +2,10 @@
 
 pub mod check;
 pub mod connectors;
+pub mod export;
 pub mod run;
 pub mod runs;
+pub mod schedule;
 pub mod schema;
 pub mod segments;
 pub mod state;
@@ -66,9 +68,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(&args),
         Command::Runs(args) => runs::run(&args),
         Command::State(cmd) => state::run(&cmd),
-        Command::Schedule(_) => {
-            eprintln!("audex: this command is not built yet");
-            exit::FAILED
-        }
+        Command::Schedule(args) => schedule::run(&args),
     }
 }

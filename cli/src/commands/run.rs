@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use audex_core::engine::{
-    run_destination, CancellationToken, RunEvent, RunObserver, RunOptions, RunReport, RunStatus,
+    CancellationToken, RunEvent, RunObserver, RunOptions, RunReport, RunStatus,
 };
+use audex_core::schedule::RunEnd;
 use audex_core::state::StateStore;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::export::{export, spawn_signal_handler, WhenLocked};
 use crate::cli::{Output, RunArgs};
 use crate::exit;
 
@@ -49,7 +51,7 @@ pub fn run(args: &RunArgs) -> i32 {
         return exit::CONFIG;
     }
     let store = match StateStore::open(&config.state_path) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("audex: {e}");
             return exit::FAILED;
@@ -67,11 +69,17 @@ pub fn run(args: &RunArgs) -> i32 {
     };
     let cancel = CancellationToken::new();
     let progress = Arc::new(Progress::new(std::io::stderr().is_terminal()));
+    let when_locked = if args.wait {
+        WhenLocked::Wait
+    } else {
+        WhenLocked::Refuse
+    };
     runtime.block_on(async {
         spawn_signal_handler(cancel.clone());
         let mut codes = Vec::new();
         for name in &names {
             if cancel.is_cancelled() {
+                codes.push(exit::INTERRUPTED);
                 break;
             }
             let options = RunOptions {
@@ -83,9 +91,10 @@ pub fn run(args: &RunArgs) -> i32 {
                 observer: Some(progress.clone() as Arc<dyn RunObserver>),
                 rejects_dir: None,
             };
-            match run_destination(&config, name, &store, &options).await {
-                Ok(report) => {
-                    progress.clear();
+            let end = export(&config, name, &store, options, "audex run", when_locked).await;
+            progress.clear();
+            match end {
+                RunEnd::Ran(report) => {
                     match args.output {
                         Output::Json => match serde_json::to_string(&report) {
                             Ok(s) => println!("{s}"),
@@ -95,8 +104,15 @@ pub fn run(args: &RunArgs) -> i32 {
                     }
                     codes.push(code_for(&report));
                 }
-                Err(e) => {
-                    progress.clear();
+                RunEnd::Locked(holder) => {
+                    eprintln!("audex: destination {name} is locked by {holder}");
+                    eprintln!(
+                        "audex: not started; run again once it is done, or add --wait to wait for it"
+                    );
+                    codes.push(exit::LOCKED);
+                }
+                RunEnd::Cancelled => codes.push(exit::INTERRUPTED),
+                RunEnd::NotStarted(e) => {
                     if e.is_config() {
                         super::print_config_errors(&args.config.config, &e);
                     } else {
@@ -104,19 +120,21 @@ pub fn run(args: &RunArgs) -> i32 {
                     }
                     codes.push(exit::for_error(&e));
                 }
+                RunEnd::Unchanged => codes.push(exit::OK),
             }
         }
         worst(&codes)
     })
 }
 
-/// The exit code of one report (design.md: 0 done, 1 failed, 75 paused,
-/// 78 config; 130 when interrupted by a signal).
+/// The exit code of one report of `audex run` (docs/configuration.md: 0
+/// done, 1 failed, 75 paused, 78 config; 130 when interrupted by a signal:
+/// an export stopped half-way is not a success for a one-shot command).
 pub fn code_for(report: &RunReport) -> i32 {
     match report.status {
         RunStatus::Succeeded | RunStatus::DryRun => exit::OK,
         RunStatus::Paused => exit::PAUSED,
-        RunStatus::Interrupted => INTERRUPTED,
+        RunStatus::Interrupted => exit::INTERRUPTED,
         RunStatus::Failed | RunStatus::Running => match report.error_class() {
             Some(audex_core::ErrorClass::Config) => exit::CONFIG,
             _ => exit::FAILED,
@@ -124,59 +142,12 @@ pub fn code_for(report: &RunReport) -> i32 {
     }
 }
 
-/// Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT).
-pub const INTERRUPTED: i32 = 130;
-
 /// Several destinations: the most serious outcome wins.
 fn worst(codes: &[i32]) -> i32 {
-    for c in [exit::CONFIG, exit::FAILED, INTERRUPTED, exit::PAUSED] {
-        if codes.contains(&c) {
-            return c;
-        }
-    }
-    exit::OK
-}
-
-/// First SIGINT/SIGTERM: stop scheduling, finish the calls in flight,
-/// checkpoint, report `interrupted`. Second: exit at once (the state store
-/// only holds confirmed work, so a rerun is still exact).
-fn spawn_signal_handler(cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let mut signals = 0;
-        loop {
-            if !next_signal().await {
-                return;
-            }
-            signals += 1;
-            if signals == 1 {
-                eprintln!("audex: stopping after the calls in flight (signal again to quit now)");
-                cancel.cancel();
-            } else {
-                eprintln!("audex: quitting now; the next run resumes");
-                std::process::exit(INTERRUPTED);
-            }
-        }
-    });
-}
-
-#[cfg(unix)]
-async fn next_signal() -> bool {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return false;
-    };
-    tokio::select! {
-        s = int.recv() => s.is_some(),
-        s = term.recv() => s.is_some(),
-    }
-}
-
-#[cfg(not(unix))]
-async fn next_signal() -> bool {
-    tokio::signal::ctrl_c().await.is_ok()
+    exit::worst(
+        codes,
+        &[exit::CONFIG, exit::FAILED, exit::INTERRUPTED, exit::PAUSED],
+    )
 }
 
 fn print_summary(r: &RunReport) {
@@ -243,7 +214,7 @@ pub(crate) fn table(rows: Vec<Vec<String>>) -> String {
 }
 
 /// Progress: a bar per segment on a terminal, plain lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     tty: bool,
     multi: MultiProgress,
     bar: Mutex<Option<ProgressBar>>,
@@ -253,7 +224,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(tty: bool) -> Self {
+    pub(crate) fn new(tty: bool) -> Self {
         Progress {
             tty,
             multi: MultiProgress::new(),
@@ -264,7 +235,7 @@ impl Progress {
         }
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(b) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
             b.finish_and_clear();
         }

@@ -1,6 +1,7 @@
 //! `audex runs`: the run history from the state store.
 
-use audex_core::state::{RunRecord, StateStore};
+use audex_core::state::{RunRecord, SkipRecord, StateStore};
+use serde::Serialize;
 
 use crate::cli::{Output, RunsArgs, RunsCommand};
 use crate::exit;
@@ -51,12 +52,12 @@ pub fn run(args: &RunsArgs) -> i32 {
                 exit::FAILED
             }
         },
-        None => match store.runs(args.limit) {
-            Ok(runs) => {
+        None => match history(&store, args.limit) {
+            Ok(entries) => {
                 match args.output {
-                    Output::Json => print_json(&runs),
-                    Output::Text if runs.is_empty() => println!("no runs yet"),
-                    Output::Text => print_list(&runs),
+                    Output::Json => print_json(&entries),
+                    Output::Text if entries.is_empty() => println!("no runs yet"),
+                    Output::Text => print_list(&entries),
                 }
                 exit::OK
             }
@@ -80,7 +81,64 @@ fn secs(ms: Option<u64>) -> String {
         .unwrap_or_default()
 }
 
-fn print_list(runs: &[RunRecord]) {
+/// One line of the history: a run, or a scheduled run that was skipped
+/// (its tick came while the destination was still running). In JSON a run
+/// is the run record with `"kind": "run"`; a skip is `{"kind": "skip",
+/// "status": "skipped", "skip_id", "destination", "due_at", "recorded_at",
+/// "reason"}`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Run(RunRecord),
+    Skip(Skipped),
+}
+
+#[derive(Serialize)]
+struct Skipped {
+    status: &'static str,
+    skip_id: i64,
+    destination: String,
+    due_at: String,
+    recorded_at: String,
+    reason: String,
+}
+
+impl Entry {
+    /// When it happened, as stored (RFC 3339 UTC, so text order is time order).
+    fn at(&self) -> &str {
+        match self {
+            Entry::Run(r) => &r.started_at,
+            Entry::Skip(s) => &s.recorded_at,
+        }
+    }
+}
+
+/// The latest `limit` runs and skips, newest first.
+fn history(store: &StateStore, limit: usize) -> audex_core::Result<Vec<Entry>> {
+    let runs = store.runs(limit)?;
+    let skips = store.skips(None, limit)?;
+    let mut entries: Vec<Entry> = runs
+        .into_iter()
+        .map(Entry::Run)
+        .chain(skips.into_iter().map(|s: SkipRecord| {
+            Entry::Skip(Skipped {
+                status: "skipped",
+                skip_id: s.id,
+                destination: s.destination,
+                due_at: s.due_at,
+                recorded_at: s.recorded_at,
+                reason: s.reason,
+            })
+        }))
+        .collect();
+    // Stable: a run and a skip recorded in the same millisecond keep the
+    // run first.
+    entries.sort_by(|a, b| b.at().cmp(a.at()));
+    entries.truncate(limit);
+    Ok(entries)
+}
+
+fn print_list(entries: &[Entry]) {
     let mut rows = vec![[
         "id",
         "started",
@@ -96,17 +154,34 @@ fn print_list(runs: &[RunRecord]) {
     ]
     .map(String::from)
     .to_vec()];
-    for r in runs {
+    for entry in entries {
+        let r = match entry {
+            Entry::Run(r) => r,
+            Entry::Skip(s) => {
+                // The scheduled time that was skipped, and why.
+                rows.push(vec![
+                    "-".to_string(),
+                    s.due_at.clone(),
+                    s.destination.clone(),
+                    String::new(),
+                    s.status.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    shorten(&s.reason),
+                ]);
+                continue;
+            }
+        };
         let read: u64 = r.segments.iter().map(|s| s.read).sum();
         let sent: u64 = r.segments.iter().map(|s| s.upserted).sum();
-        let mut error = r
+        let error = r
             .error
             .as_ref()
-            .map(|e| e.message.clone())
+            .map(|e| shorten(&e.message))
             .unwrap_or_default();
-        if error.chars().count() > 60 {
-            error = error.chars().take(57).collect::<String>() + "...";
-        }
         rows.push(vec![
             r.id.to_string(),
             r.started_at.clone(),
@@ -122,6 +197,14 @@ fn print_list(runs: &[RunRecord]) {
         ]);
     }
     print!("{}", super::run::table(rows));
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() > 60 {
+        text.chars().take(57).collect::<String>() + "..."
+    } else {
+        text.to_string()
+    }
 }
 
 fn print_run(r: &RunRecord) {
@@ -154,6 +237,9 @@ fn print_run(r: &RunRecord) {
     }
     if !r.segments.is_empty() {
         println!();
-        print!("{}", super::run::table(super::run::segment_rows(&r.segments)));
+        print!(
+            "{}",
+            super::run::table(super::run::segment_rows(&r.segments))
+        );
     }
 }
