@@ -25,19 +25,43 @@ struct Workspace {
 
 impl Workspace {
     fn new(sim: &SimHandle, rows: u32) -> Workspace {
+        Workspace::with(sim, rows, "")
+    }
+
+    /// With `extra` lines added to the destination's block.
+    fn with(sim: &SimHandle, rows: u32, extra: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         let yaml = FIXTURE
             .replace("__ENDPOINT__", &sim.base_url())
-            .replace("__SCHEDULE__", YEARLY);
-        std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+            .replace("__SCHEDULE__", YEARLY)
+            + extra;
+        let ws = Workspace {
+            config: dir.path().join("audex.yaml"),
+            dir,
+        };
+        std::fs::create_dir_all(ws.dir.path().join("data")).expect("data dir");
+        ws.write_profiles(rows);
+        std::fs::write(&ws.config, yaml).expect("config");
+        ws
+    }
+
+    fn write_profiles(&self, rows: u32) {
         let mut csv = String::from("email,first_name\n");
         for e in emails(rows) {
             csv.push_str(&format!("{e},Name\n"));
         }
-        std::fs::write(dir.path().join("data/profiles.csv"), csv).expect("csv");
-        let config = dir.path().join("audex.yaml");
-        std::fs::write(&config, yaml).expect("config");
-        Workspace { dir, config }
+        std::fs::write(self.dir.path().join("data/profiles.csv"), csv).expect("csv");
+    }
+
+    /// Make every run in the history look a year old, so the yearly
+    /// schedule's last time has passed since (instead of waiting for it).
+    fn age_history(&self) {
+        let db = rusqlite::Connection::open(self.dir.path().join(".audex/state.db")).expect("db");
+        db.execute(
+            "UPDATE runs SET started_at = '2000-01-01T00:00:00.000Z'",
+            [],
+        )
+        .expect("age the history");
     }
 
     fn state(&self) -> StateStore {
@@ -391,6 +415,43 @@ async fn sigterm_checkpoints_records_interrupted_and_the_next_run_completes() {
     assert_eq!(upserted(&sim), 9000);
     assert_eq!(added(&sim), 9000);
     assert_eq!(ws.history().await[0]["status"], "succeeded");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_change_exports_only_when_the_files_change() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = Workspace::with(&sim, 700, "    run_on: source_change\n");
+    let (code, out, err) = ws.audex("schedule", &["--once"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("mkto: run 1 succeeded"), "{out}");
+
+    // The next scheduled time, the files as they were: nothing to do.
+    ws.age_history();
+    let calls = sim.counters().total_calls;
+    let (code, out, err) = ws.audex("schedule", &["--once"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("mkto: its sources have not changed since the last export"),
+        "{out}"
+    );
+    assert_eq!(sim.counters().total_calls, calls);
+    assert_eq!(ws.history().await.len(), 1);
+
+    // New rows in the file: exported at the next scheduled time.
+    ws.write_profiles(750);
+    let (code, out, err) = ws.audex("schedule", &["--once"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("mkto: run 2 succeeded: 750 read, 50 upserted, 700 unchanged, 50 added"),
+        "{out}"
+    );
+    assert_eq!(list_emails(&sim, 1001), emails(750).into_iter().collect());
+
+    // And not again while they stay so.
+    ws.age_history();
+    let (_, out, _) = ws.audex("schedule", &["--once"]).await;
+    assert!(out.contains("have not changed"), "{out}");
     sim.shutdown().await;
 }
 

@@ -29,8 +29,8 @@ pub use registry::{
     BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,
 };
 pub use secret::Secret;
-pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
-pub use source::{RecordBatchStream, SegmentQuery, SegmentSource};
+pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode, RunOn};
+pub use source::{fingerprint_digest, RecordBatchStream, SegmentQuery, SegmentSource};
 
 // Re-exported so plugins register without naming the crate themselves.
 pub use inventory;

@@ -32,6 +32,26 @@ impl fmt::Display for Mode {
     }
 }
 
+/// What makes a scheduled time run a destination's exports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOn {
+    /// Every scheduled time runs the exports.
+    #[default]
+    Schedule,
+    /// A scheduled time runs the exports only when their sources changed
+    /// since the last export that succeeded: for files, a file added,
+    /// removed or modified; for PostgreSQL, another value from the source's
+    /// `refresh_marker` query. A source that cannot tell runs every time.
+    SourceChange,
+}
+
+impl RunOn {
+    fn is_schedule(&self) -> bool {
+        *self == RunOn::Schedule
+    }
+}
+
 /// The person recorded as the exporter of every run (an email or a name).
 /// Masked in `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -105,6 +125,11 @@ pub struct ExportSettings {
     /// IANA time zone the schedule is read in (default `UTC`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// `schedule` (default): every scheduled time exports. `source_change`:
+    /// a scheduled time exports only if the segments' sources changed since
+    /// the last export (the schedule is how often audex looks).
+    #[serde(default, skip_serializing_if = "RunOn::is_schedule")]
+    pub run_on: RunOn,
 }
 
 impl ExportSettings {

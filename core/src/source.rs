@@ -36,6 +36,15 @@ pub trait SegmentSource: Send + Sync + fmt::Debug {
     /// Stream the segment's rows.
     async fn stream(&self, query: &SegmentQuery) -> Result<RecordBatchStream>;
 
+    /// A short text that changes when the source's data changes, for
+    /// `run_on: source_change` (files: the files and their sizes and
+    /// modification times; PostgreSQL: the value of its `refresh_marker`
+    /// query). `None` (the default) means the source cannot tell, and
+    /// every scheduled time exports.
+    async fn fingerprint(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// The segment's row count. The default streams and counts; sources that
     /// can ask their engine for a count should.
     async fn count(&self, query: &SegmentQuery) -> Result<u64> {
@@ -45,5 +54,29 @@ pub trait SegmentSource: Send + Sync + fmt::Debug {
             n += batch?.num_rows() as u64;
         }
         Ok(n)
+    }
+}
+
+/// A stable digest (SHA-256, hex) of `parts`, for fingerprints: the parts
+/// are length-prefixed, so `["ab", "c"]` and `["a", "bc"]` differ.
+pub fn fingerprint_digest<S: AsRef<[u8]>>(parts: impl IntoIterator<Item = S>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        let p = p.as_ref();
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digests_keep_part_boundaries() {
+        let a = super::fingerprint_digest(["ab", "c"]);
+        assert_eq!(a, super::fingerprint_digest(["ab", "c"]));
+        assert_ne!(a, super::fingerprint_digest(["a", "bc"]));
+        assert_eq!(a.len(), 64);
     }
 }

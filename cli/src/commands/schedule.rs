@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use audex_core::config::Config;
 use audex_core::engine::{CancellationToken, RunObserver, RunOptions, RunStatus};
 use audex_core::schedule::{
-    RunEnd, Runner, Schedule, ScheduleEvent, ScheduleObserver, Scheduler, SystemClock, Trigger,
+    runs_on_source_change, sources_fingerprint, RunEnd, Runner, Schedule, ScheduleEvent,
+    ScheduleObserver, Scheduler, SystemClock, Trigger,
 };
 use audex_core::state::StateStore;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -144,13 +145,36 @@ struct LockedRunner {
 
 #[async_trait]
 impl Runner for LockedRunner {
-    async fn run(&self, destination: &str, _trigger: Trigger, stop: CancellationToken) -> RunEnd {
+    async fn run(&self, destination: &str, trigger: Trigger, stop: CancellationToken) -> RunEnd {
+        // `run_on: source_change`: a scheduled time with the sources as
+        // they were at the last successful export has nothing to do. A
+        // resume (paused, interrupted) always runs: it is unfinished work.
+        let fingerprint = if runs_on_source_change(&self.config, destination) {
+            match sources_fingerprint(&self.config, destination).await {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!(
+                        "audex: destination {destination}: cannot tell whether its sources changed ({e}); exporting"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let (Some(now), Trigger::Schedule) = (&fingerprint, trigger) {
+            match self.store.source_fingerprint(destination) {
+                Ok(Some(last)) if last == *now => return RunEnd::Unchanged,
+                Ok(_) => {}
+                Err(e) => return RunEnd::NotStarted(e),
+            }
+        }
         let options = RunOptions {
             cancel: stop,
             observer: Some(Arc::new(Progress::new(false)) as Arc<dyn RunObserver>),
             ..RunOptions::default()
         };
-        export(
+        let end = export(
             &self.config,
             destination,
             &self.store,
@@ -158,7 +182,19 @@ impl Runner for LockedRunner {
             PURPOSE,
             WhenLocked::Refuse,
         )
-        .await
+        .await;
+        if let (Some(f), RunEnd::Ran(r)) = (&fingerprint, &end) {
+            if r.status == RunStatus::Succeeded {
+                if let Err(e) = self
+                    .store
+                    .record_source_fingerprint(destination, f, Utc::now())
+                {
+                    // The next scheduled time exports again: harmless.
+                    eprintln!("audex: destination {destination}: {e}");
+                }
+            }
+        }
+        end
     }
 }
 

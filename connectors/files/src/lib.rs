@@ -6,6 +6,7 @@
 
 pub mod config;
 mod error;
+mod fingerprint;
 pub mod source;
 
 use std::sync::Arc;

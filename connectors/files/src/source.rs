@@ -223,6 +223,14 @@ impl SegmentSource for FilesSource {
         Ok(Box::pin(stream))
     }
 
+    async fn fingerprint(&self) -> Result<Option<String>> {
+        let tables = self.tables.clone();
+        tokio::task::spawn_blocking(move || crate::fingerprint::fingerprint(&tables))
+            .await
+            .map(Some)
+            .map_err(|e| Error::internal(format!("cannot list the source's files: {e}")))
+    }
+
     async fn count(&self, query: &SegmentQuery) -> Result<u64> {
         let df = self.dataframe(query).await?;
         // DataFusion answers from Parquet footers where it can.
@@ -594,7 +602,7 @@ fn walk_matches(dir: &Path, parts: &[String]) -> bool {
 
 /// `*` and `?` matching of one path component; `[...]` classes are treated
 /// as matching any one character (good enough to tell "no files at all").
-fn wildcard_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.split_first() {
             None => n.is_empty(),

@@ -32,6 +32,13 @@ pub struct PostgresConfig {
     #[serde(default = "default_fetch_rows")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub fetch_rows: usize,
+    /// For `run_on: source_change`: a query whose first row changes when
+    /// the data is refreshed, e.g. `SELECT max(updated_at) FROM profiles`
+    /// or `SELECT last_load_id FROM etl_runs ORDER BY id DESC LIMIT 1`. Run
+    /// read-only at each scheduled time. Without it the source cannot tell
+    /// a change, and every scheduled time exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_marker: Option<String>,
 }
 
 /// The `type` tag.
@@ -109,6 +116,16 @@ impl PostgresConfig {
         if self.fetch_rows == 0 {
             errors.push(ConfigError::new("fetch_rows", "must be at least 1"));
         }
+        if self
+            .refresh_marker
+            .as_deref()
+            .is_some_and(|q| q.trim().is_empty())
+        {
+            errors.push(
+                ConfigError::new("refresh_marker", "must be a query")
+                    .with_hint("e.g. SELECT max(updated_at) FROM profiles"),
+            );
+        }
         errors
     }
 }
@@ -123,6 +140,7 @@ mod tests {
             url: Secret::new(url),
             schema: None,
             fetch_rows: DEFAULT_FETCH_ROWS,
+            refresh_marker: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub struct PostgresSource {
     url: Secret,
     schema: Option<String>,
     fetch_rows: usize,
+    refresh_marker: Option<String>,
 }
 
 impl PostgresSource {
@@ -34,6 +35,7 @@ impl PostgresSource {
             url: config.url.clone(),
             schema: config.schema.clone(),
             fetch_rows: config.fetch_rows.max(1),
+            refresh_marker: config.refresh_marker.clone(),
         }
     }
 
@@ -176,6 +178,37 @@ impl SegmentSource for PostgresSource {
             .await
             .map_err(|e| db_error("checking the connection", &e))?;
         Ok(())
+    }
+
+    async fn fingerprint(&self) -> Result<Option<String>> {
+        let Some(marker) = self.refresh_marker.as_deref() else {
+            return Ok(None);
+        };
+        let client = self.connect().await?;
+        let what = "refresh_marker";
+        client
+            .batch_execute("BEGIN READ ONLY")
+            .await
+            .map_err(|e| db_error(what, &e))?;
+        let messages = client
+            .simple_query(marker)
+            .await
+            .map_err(|e| db_error(what, &e))?;
+        let _ = client.batch_execute("ROLLBACK").await;
+        // The first row's values as the server prints them; no row is a
+        // value too (an empty table).
+        let mut parts = vec![marker.to_string()];
+        if let Some(row) = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        }) {
+            for i in 0..row.len() {
+                parts.push(row.get(i).unwrap_or("\\N").to_string());
+            }
+        } else {
+            parts.push("no row".to_string());
+        }
+        Ok(Some(audex_core::fingerprint_digest(parts)))
     }
 
     async fn schema(&self, query: &SegmentQuery) -> Result<SchemaRef> {

@@ -262,3 +262,44 @@ async fn unreachable_database_names_host_and_port_not_password() {
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test]
+async fn the_refresh_marker_fingerprints_the_data() {
+    exec(
+        "DROP TABLE IF EXISTS loads;
+         CREATE TABLE loads (id int4, loaded_at timestamptz);
+         INSERT INTO loads VALUES (1, '2026-05-01 03:00:00+00');",
+    )
+    .await;
+    // Without a marker the source cannot tell: every scheduled time exports.
+    assert_eq!(
+        source(serde_json::json!({}))
+            .fingerprint()
+            .await
+            .expect("fp"),
+        None
+    );
+
+    let marked = source(serde_json::json!({
+        "refresh_marker": "SELECT max(id), max(loaded_at) FROM loads"
+    }));
+    let first = marked.fingerprint().await.expect("fp").expect("some");
+    assert_eq!(
+        marked.fingerprint().await.expect("fp").as_deref(),
+        Some(first.as_str())
+    );
+    exec("INSERT INTO loads VALUES (2, '2026-05-02 03:00:00+00');").await;
+    let second = marked.fingerprint().await.expect("fp").expect("some");
+    assert_ne!(second, first);
+
+    // The marker runs read-only: it cannot change the data it watches.
+    let writer = source(serde_json::json!({
+        "refresh_marker": "DELETE FROM loads RETURNING id"
+    }));
+    let err = writer.fingerprint().await.expect_err("read-only");
+    assert_eq!(err.class(), ErrorClass::Config, "{err}");
+    assert_eq!(
+        marked.fingerprint().await.expect("fp").as_deref(),
+        Some(second.as_str())
+    );
+}

@@ -10,7 +10,7 @@ use croner::Cron;
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use crate::settings::{ExportSettings, Mode};
+use crate::settings::{ExportSettings, Mode, RunOn};
 
 /// Parse a schedule: a standard 5-field cron expression (minute hour
 /// day-of-month month day-of-week). The one parser `validate` and
@@ -126,6 +126,16 @@ pub(super) fn export_settings(settings: &ExportSettings) -> Vec<ConfigError> {
         }
     }
 
+    if settings.run_on == RunOn::SourceChange && settings.schedule.is_none() {
+        errors.push(
+            ConfigError::new(
+                "run_on",
+                "`run_on: source_change` needs a `schedule`: its times are when audex looks for changes",
+            )
+            .with_hint("e.g. schedule: \"*/15 * * * *\" looks every 15 minutes"),
+        );
+    }
+
     // One list, one owner: two mirrored segments in one list would each
     // remove the other's members on every run.
     let mut by_list: BTreeMap<String, Vec<(usize, String, Mode)>> = BTreeMap::new();
@@ -222,6 +232,7 @@ mod tests {
             max_profiles: 10,
             schedule: None,
             timezone: None,
+            run_on: RunOn::Schedule,
         }
     }
 
@@ -277,5 +288,16 @@ mod tests {
         s.timezone = Some("Nowhere/Land".into());
         let paths: Vec<String> = export_settings(&s).into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["schedule", "timezone"]);
+    }
+
+    #[test]
+    fn source_change_needs_a_schedule() {
+        let mut s = settings(vec![], Mode::Mirror);
+        s.run_on = RunOn::SourceChange;
+        let errs = export_settings(&s);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "run_on");
+        s.schedule = Some("*/15 * * * *".into());
+        assert!(export_settings(&s).is_empty());
     }
 }

@@ -325,6 +325,7 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
         max_profiles: 1_000_000,
         schedule: None,
         timezone: None,
+        run_on: Default::default(),
     }
 }
 

@@ -13,6 +13,7 @@ mod history;
 mod once;
 mod planner;
 mod service;
+mod trigger;
 
 #[cfg(test)]
 mod tests;
@@ -25,3 +26,4 @@ pub use planner::{Action, Outcome, Planner, Trigger};
 pub use service::{
     OnceRun, RunEnd, Runner, ScheduleEvent, ScheduleObserver, Scheduler, MAX_NAP, STILL_RUNNING,
 };
+pub use trigger::{runs_on_source_change, sources_fingerprint};

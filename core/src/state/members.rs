@@ -274,6 +274,7 @@ impl StateStore {
                 params![destination],
             )
             .map_err(db_err("purge the records"))?;
+        super::fingerprints::forget(&tx, destination)?;
         tx.commit().map_err(db_err("commit a purge"))?;
         Ok(PurgeCounts {
             records: records as u64,

@@ -6,6 +6,7 @@
 //! that dies at any point leaves it describing a subset of the truth, so the
 //! next run's diff sends what is missing and nothing twice.
 
+mod fingerprints;
 mod lock;
 mod members;
 mod runs;
