@@ -419,6 +419,44 @@ async fn sigterm_checkpoints_records_interrupted_and_the_next_run_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_quits_at_once_and_the_next_run_is_still_exact() {
+    let sim = slow_sim().await;
+    let ws = Workspace::new(&sim, 9000);
+    let mut once = ws.spawn("once", "schedule", &["--once"]);
+    once.wait_for("the export under way", |_| upserted(&sim) >= 1500)
+        .await;
+    once.signal("TERM");
+    once.wait_for("the first signal heard", |b| {
+        b.stderr().contains("signal again to quit now")
+    })
+    .await;
+    once.signal("TERM");
+    // 130, not the 0 of a clean stop: it did not wait to checkpoint.
+    assert_eq!(once.exit_code().await, 130, "{}", once.stderr());
+    assert!(once.stderr().contains("quitting now"), "{}", once.stderr());
+    assert!(sim.member_count(1001) < 9000, "quit too late");
+
+    // As after a crash: the lock is taken over, the run left `running` is
+    // closed as interrupted and resumed, and the list ends exact.
+    let (code, out, err) = ws.audex("schedule", &["--once"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("mkto: starting (resuming its unfinished run)"),
+        "{out}"
+    );
+    assert_eq!(list_emails(&sim, 1001), emails(9000).into_iter().collect());
+    // At most the calls in flight at the quit (10 of 300) went twice.
+    assert!(upserted(&sim) <= 9000 + 10 * 300, "{}", upserted(&sim));
+    let history = ws.history().await;
+    let statuses: Vec<&str> = history
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "interrupted"], "{history:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_change_exports_only_when_the_files_change() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let ws = Workspace::with(&sim, 700, "    run_on: source_change\n");
