@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """audex benchmark: N profiles into a Marketo static list at the rate-limit floor.
 
-Runs, against the simulator with Marketo's limits and latency both time-scaled:
-  first     a first full export (every profile new)
-  unchanged a second run with nothing changed
-  faults    a first full export into another list with 5% of calls faulted
-  churn     1% changed, 1% left, 1% new (mirror mode)
-  peer      marketorestpython doing what a hand-written integration does
+Runs, against the simulator with Marketo's limits (100 calls per 20 s, 10 in
+flight) and its realistic latency, both time-scaled:
+  first      a first full export (every profile new)
+  unchanged  a second run with nothing changed
+  churn      1% changed, 1% left, 1% new (mirror mode)
+  faults     a first full export into another list with 5% of calls faulted
+  peer       marketorestpython doing what a hand-written integration does,
+             on a fresh simulator with the same data
 and prints, per scenario: wall time, the floor for its calls at this scale,
 utilisation (floor / wall), calls used versus the minimum, 606/615 answers,
-audex's CPU seconds and peak memory.
+audex's CPU seconds and peak memory, and whether the list is exact (its
+members' emails equal the segment's valid, deduplicated emails).
 
-Usage: python3 bench/run.py [--rows 1000000] [--scale 20] [--skip-peer]
+Usage: python3 bench/run.py [--rows 1000000] [--scale 20] [--peer-rows N]
 See docs/benchmarks.md.
 """
 
@@ -27,26 +30,38 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 300
 CALLS_PER_WINDOW = 100
 WINDOW_SECS = 20.0
+MAX_CONCURRENCY = 10
+FAULT_KINDS = ["http_502", "http_503", "code_604", "code_608", "code_611", "code_713", "slow",
+               "close_connection", "token_expiry"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
 
 
 def sh(cmd, **kw):
-    print("+", " ".join(cmd), file=sys.stderr)
+    log("+ " + " ".join(cmd))
     return subprocess.run(cmd, check=True, **kw)
 
 
 class Sim:
-    def __init__(self, binary, scale, out):
-        self.log = open(os.path.join(out, "sim.log"), "w")
+    """The simulator as a child process, steered through its side channel."""
+
+    def __init__(self, binary, scale, out, name):
+        self.log = open(os.path.join(out, f"sim-{name}.log"), "w")
         self.proc = subprocess.Popen(
             [
                 binary, "--port", "0", "--time-scale", str(scale), "--latency", "realistic",
                 "--rate-calls", str(CALLS_PER_WINDOW), "--rate-window-secs", str(int(WINDOW_SECS)),
-                "--max-concurrency", "10", "--daily-quota", "100000000", "--accept-query-token",
+                "--max-concurrency", str(MAX_CONCURRENCY), "--daily-quota", "100000000",
+                # marketorestpython sends the token as a query parameter too.
+                "--accept-query-token",
             ],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
@@ -65,15 +80,18 @@ class Sim:
         with urllib.request.urlopen(req) as r:
             return json.load(r)
 
-    def members(self, list_id):
-        ids, after = [], None
+    def member_emails(self, list_id):
+        """The list's members, as lowercased emails (None for a lead without one)."""
+        emails, after = [], None
         while True:
-            q = f"/_sim/lists/{list_id}/members?limit=100000" + (f"&after={after}" if after is not None else "")
+            q = f"/_sim/lists/{list_id}/members?limit=100000&emails=true"
+            if after is not None:
+                q += f"&after={after}"
             page = self.get(q)
-            ids.extend(page["members"])
+            emails.extend(e.lower() if e else None for e in page["emails"])
             after = page.get("next_after")
             if after is None:
-                return ids
+                return emails
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -117,13 +135,13 @@ destinations:
     rate_limit:
       calls: {CALLS_PER_WINDOW}
       window_secs: {window}
-      max_concurrency: 10
+      max_concurrency: {MAX_CONCURRENCY}
       daily_call_budget: 100000000
 """)
 
 
 def run_audex(audex, config, out, label):
-    """Run `audex run` as a child and measure it: wall, CPU, peak RSS."""
+    """Run `audex run` as a child and measure it: wall, CPU (user + system), peak RSS."""
     started = time.monotonic()
     with open(os.path.join(out, f"{label}.stderr"), "w") as err:
         proc = subprocess.Popen([audex, "run", "-c", config, "--output", "json"],
@@ -136,21 +154,25 @@ def run_audex(audex, config, out, label):
         report = json.loads(stdout)
     except json.JSONDecodeError:
         raise SystemExit(f"{label}: audex exited {code} without a JSON report; see {out}/{label}.stderr")
+    # ru_maxrss is in KiB on Linux.
     return report, code, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
-def minimum_calls(report):
-    upserted = sum(s["upserted"] for s in report["segments"])
-    added = sum(s["added"] for s in report["segments"])
-    removed = sum(s["removed"] for s in report["segments"])
+def minimum_calls(upserted, added, removed):
     return math.ceil(upserted / BATCH) + math.ceil(added / BATCH) + math.ceil(removed / BATCH)
 
 
+def floor_secs(calls, scale):
+    """The time `calls` take at the rate limit, at this time scale."""
+    return calls / CALLS_PER_WINDOW * (WINDOW_SECS / scale)
+
+
 def marketo_calls(before, after):
-    """Calls that count against Marketo's limits (identity is free)."""
+    """Calls that count against Marketo's limits (identity is free), by operation."""
     ops = set(before["by_op"]) | set(after["by_op"])
     d = {op: after["by_op"].get(op, 0) - before["by_op"].get(op, 0) for op in ops}
     d.pop("identity", None)
+    d = {op: n for op, n in d.items() if n}
     return sum(d.values()), d
 
 
@@ -158,36 +180,71 @@ def code_delta(before, after, code):
     return after["codes"].get(code, 0) - before["codes"].get(code, 0)
 
 
-def scenario(sim, audex, config, out, label, scale):
+def norm(email):
+    return (email or "").strip().lower()
+
+
+def expected_members(data_csv, rejects_path):
+    """The segment's emails that must be list members: every email of the
+    file, less the rows audex rejected with a reason (invalid email, refused
+    by Marketo); a duplicate's first row still counts."""
+    rows = Counter()
+    with open(data_csv, newline="", encoding="utf-8-sig") as f:
+        for r in csv.DictReader(f):
+            rows[norm(r.get("email"))] += 1
+    refused = Counter()
+    if rejects_path and os.path.exists(rejects_path):
+        with open(rejects_path, newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                if r["code"] != "duplicate_key" and r["row"]:
+                    refused[norm(r["key"])] += 1
+    return {e for e, n in rows.items() if e and n > refused.get(e, 0)}
+
+
+def list_check(sim, list_id, data_csv, report):
+    want = expected_members(data_csv, report.get("rejects_file"))
+    got = sim.member_emails(list_id)
+    have = set(got)
+    return {
+        "list_members": len(got),
+        "list_expected": len(want),
+        "list_missing": len(want - have),
+        "list_extra": len(have - want) + (len(got) - len(have)),
+        "list_exact": have == want and len(got) == len(have),
+    }
+
+
+def scenario(sim, audex, config, out, label, scale, data_csv, list_id):
     before = sim.get("/_sim/counters")
     report, code, wall, cpu, rss = run_audex(audex, config, out, label)
     after = sim.get("/_sim/counters")
     calls, by_op = marketo_calls(before, after)
-    minimum = minimum_calls(report)
-    # The floor: the minimum calls at the rate limit, at this time scale.
-    floor = minimum / CALLS_PER_WINDOW * (WINDOW_SECS / scale)
+    segs = report["segments"]
+    total = {k: sum(s[k] for s in segs) for k in ("read", "rejected", "upserted", "added", "removed",
+                                                   "unchanged", "failed")}
+    minimum = minimum_calls(total["upserted"], total["added"], total["removed"])
+    floor = floor_secs(minimum, scale)
     row = {
         "scenario": label,
         "exit": code,
         "status": report["status"],
-        "read": sum(s["read"] for s in report["segments"]),
-        "rejected": sum(s["rejected"] for s in report["segments"]),
-        "upserted": sum(s["upserted"] for s in report["segments"]),
-        "added": sum(s["added"] for s in report["segments"]),
-        "removed": sum(s["removed"] for s in report["segments"]),
+        **total,
         "wall_s": round(wall, 2),
+        "audex_duration_s": round(report["duration_ms"] / 1000.0, 2),
         "floor_s": round(floor, 2),
-        "utilisation": round(floor / wall, 3) if wall > 0 and minimum else None,
+        "utilisation": round(floor / wall, 3) if minimum else None,
         "calls": calls,
         "calls_reported": report["calls_total"],
         "min_calls": minimum,
         "calls_over_min": calls - minimum,
         "answers_606": code_delta(before, after, "606"),
         "answers_615": code_delta(before, after, "615"),
+        "peak_concurrency": after.get("peak_concurrency"),
         "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(rss, 1),
         "by_op": by_op,
     }
+    row.update(list_check(sim, list_id, data_csv, report))
     print(json.dumps(row), flush=True)
     return row
 
@@ -211,13 +268,72 @@ def churn(src, dst, seed=11):
             if i in gone:
                 continue
             if i in changed:
-                r = dict(r, first_name=(r["first_name"] or "X") + "-changed")
+                r = dict(r, first_name=(r["first_name"] or "X")[:200] + "-changed")
             w.writerow(r)
         for j in range(k):
             r = dict(rows[j])
             r["email"] = f"churn-new-{j}@bench.example.com"
-            r["customer_id"] = f"NEW{j}"
+            if "customer_id" in r:
+                r["customer_id"] = f"NEW{j}"
             w.writerow(r)
+
+
+def run_peer(simbin, scale, out, csv_path, peer_rows):
+    """marketorestpython on a fresh simulator with the same data."""
+    sim = Sim(simbin, scale, out, "peer")
+    try:
+        before = sim.get("/_sim/counters")
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "peer_marketorestpython.py"), "--base-url", sim.base,
+               "--csv", csv_path, "--list-id", "1003", "--rows", str(peer_rows), "--time-scale", str(scale)]
+        log("+ " + " ".join(cmd))
+        started = time.monotonic()
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        wall = time.monotonic() - started
+        after = sim.get("/_sim/counters")
+    finally:
+        sim.stop()
+    peer = json.loads(res.stdout)
+    calls, by_op = marketo_calls(before, after)
+    return {
+        "scenario": "peer",
+        "rows": peer["rows"],
+        "upserted": peer["upserted"],
+        "added": peer["added"],
+        "wall_s": round(wall, 2),
+        "floor_s": round(floor_secs(calls, scale), 2),
+        "utilisation": round(floor_secs(calls, scale) / wall, 3),
+        "calls": calls,
+        "answers_606": code_delta(before, after, "606"),
+        "answers_615": code_delta(before, after, "615"),
+        "by_op": by_op,
+    }
+
+
+def pause_for_window(scale):
+    """Each audex process has its own limiter: let the simulator's rolling
+    window empty before the next one starts, as it would between two
+    scheduled runs."""
+    time.sleep(WINDOW_SECS / scale + 0.25)
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    return str(v)
+
+
+def summary(rows, n, scale):
+    cols = [("scenario", "scenario"), ("status", "status"), ("wall_s", "wall s"), ("floor_s", "floor s"),
+            ("utilisation", "util"), ("calls", "calls"), ("min_calls", "min"), ("answers_606", "606"),
+            ("answers_615", "615"), ("cpu_s", "cpu s"), ("peak_rss_mb", "rss MB"), ("list_exact", "exact")]
+    table = [[h for _, h in cols]] + [[fmt(r.get(k)) for k, _ in cols] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
+    lines = [f"audex benchmark: {n} rows, time scale {scale}"]
+    for r in table:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    return "\n".join(lines)
 
 
 def main():
@@ -225,73 +341,78 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--scale", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--source", choices=["csv", "parquet"], default="csv",
+                    help="file audex reads in the first, unchanged and faults runs (the churn run and the peer read CSV)")
+    ap.add_argument("--fault-rate", type=float, default=0.05)
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--peer-rows", type=int, default=0, help="rows the peer sends (0: all)")
+    ap.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     a = ap.parse_args()
 
     shutil.rmtree(a.out, ignore_errors=True)
     os.makedirs(a.out)
-    sh(["cargo", "build", "--release", "--locked", "-p", "audex-cli", "-p", "audex-marketo-sim", "-p", "audex-datagen"],
-       cwd=ROOT)
+    if not a.no_build:
+        # The whole workspace, as everyone builds it: a package selection
+        # would rebuild DataFusion with other features.
+        sh(["cargo", "build", "--workspace", "--release", "--locked"], cwd=ROOT)
     rel = os.path.join(ROOT, "target", "release")
     audex, simbin, datagen = (os.path.join(rel, b) for b in ("audex", "audex-marketo-sim", "audex-datagen"))
 
     data = os.path.join(a.out, "data")
     sh([datagen, "--rows", str(a.rows), "--seed", str(a.seed), "--bad-share", "0.01",
-        "--duplicate-share", "0.005", "--out", data, "--format", "csv"])
+        "--duplicate-share", "0.005", "--out", data, "--format", "csv,parquet"])
     csv_path = os.path.join(data, "profiles.csv")
+    source_path = os.path.join(data, f"profiles.{a.source}")
     churned = os.path.join(data, "profiles_churned.csv")
     churn(csv_path, churned)
 
-    sim = Sim(simbin, a.scale, a.out)
     rows = []
+    sim = Sim(simbin, a.scale, a.out, "audex")
     try:
         main_cfg = os.path.join(a.out, "audex.yaml")
-        write_config(main_cfg, sim.base, csv_path, 1001, os.path.join(a.out, "state.db"), a.scale)
-        rows.append(scenario(sim, audex, main_cfg, a.out, "first", a.scale))
-        rows.append(scenario(sim, audex, main_cfg, a.out, "unchanged", a.scale))
+        write_config(main_cfg, sim.base, source_path, 1001, os.path.join(a.out, "state.db"), a.scale)
+        rows.append(scenario(sim, audex, main_cfg, a.out, "first", a.scale, csv_path, 1001))
+        pause_for_window(a.scale)
+        rows.append(scenario(sim, audex, main_cfg, a.out, "unchanged", a.scale, csv_path, 1001))
+        pause_for_window(a.scale)
+
+        churn_cfg = os.path.join(a.out, "audex-churn.yaml")
+        write_config(churn_cfg, sim.base, churned, 1001, os.path.join(a.out, "state.db"), a.scale)
+        rows.append(scenario(sim, audex, churn_cfg, a.out, "churn", a.scale, churned, 1001))
+        pause_for_window(a.scale)
 
         fault_cfg = os.path.join(a.out, "audex-faults.yaml")
-        write_config(fault_cfg, sim.base, csv_path, 1002, os.path.join(a.out, "state-faults.db"), a.scale,
+        write_config(fault_cfg, sim.base, source_path, 1002, os.path.join(a.out, "state-faults.db"), a.scale,
                      name="marketo_faults")
-        sim.post("/_sim/faults", {"seed": 5, "rate": 0.05,
-                                  "kinds": ["http_502", "code_604", "code_611", "close_connection", "token_expiry"]})
-        rows.append(scenario(sim, audex, fault_cfg, a.out, "faults", a.scale))
+        sim.post("/_sim/faults", {"seed": 5, "rate": a.fault_rate, "kinds": FAULT_KINDS})
+        rows.append(scenario(sim, audex, fault_cfg, a.out, "faults", a.scale, csv_path, 1002))
         sim.post("/_sim/faults", {"seed": 0, "rate": 0.0, "kinds": []})
-        exact = sorted(sim.members(1002)) == sorted(sim.members(1001))
-        rows[-1]["list_exact"] = exact
-        print(json.dumps({"faults_list_exact": exact}), flush=True)
-
-        write_config(main_cfg, sim.base, churned, 1001, os.path.join(a.out, "state.db"), a.scale)
-        rows.append(scenario(sim, audex, main_cfg, a.out, "churn", a.scale))
-
-        if not a.skip_peer:
-            before = sim.get("/_sim/counters")
-            cmd = [sys.executable, os.path.join(ROOT, "bench", "peer_marketorestpython.py"), "--base-url", sim.base,
-                   "--csv", csv_path, "--list-id", "1003", "--rows", str(a.peer_rows)]
-            started = time.monotonic()
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            wall = time.monotonic() - started
-            after = sim.get("/_sim/counters")
-            peer = json.loads(out)
-            calls, _ = marketo_calls(before, after)
-            first = rows[0]
-            # Compare time per profile sent, so a peer run on fewer rows still compares.
-            audex_per_row = first["wall_s"] / max(first["upserted"], 1)
-            peer_per_row = wall / max(peer["upserted"], 1)
-            row = {"scenario": "peer", "wall_s": round(wall, 2), "rows": peer["rows"], "upserted": peer["upserted"],
-                   "added": peer["added"], "calls": calls,
-                   "answers_606": code_delta(before, after, "606"), "answers_615": code_delta(before, after, "615"),
-                   "peer_over_audex_time_per_profile": round(peer_per_row / audex_per_row, 2)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        rows[-1]["faults_injected"] = sum(sim.get("/_sim/counters").get("faults", {}).values())
     finally:
         sim.stop()
 
+    first, unchanged, churn_row = rows[0], rows[1], rows[2]
+    unchanged["calls_share_of_first"] = round(unchanged["calls"] / max(first["calls"], 1), 5)
+    churn_row["calls_over_min_share"] = round(churn_row["calls_over_min"] / max(churn_row["min_calls"], 1), 4)
+
+    if not a.skip_peer:
+        peer = run_peer(simbin, a.scale, a.out, csv_path, a.peer_rows)
+        # Time per profile sent, so a peer run on fewer rows still compares.
+        audex_per_row = first["wall_s"] / max(first["upserted"], 1)
+        peer_per_row = peer["wall_s"] / max(peer["upserted"], 1)
+        peer["audex_over_peer"] = round(audex_per_row / peer_per_row, 4)
+        peer["peer_over_audex"] = round(peer_per_row / audex_per_row, 1)
+        print(json.dumps(peer), flush=True)
+        rows.append(peer)
+
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump({"rows": a.rows, "scale": a.scale, "results": rows}, f, indent=2)
-    print(f"results: {os.path.join(a.out, 'results.json')}", file=sys.stderr)
+        json.dump({"rows": a.rows, "scale": a.scale, "source": a.source, "results": rows}, f, indent=2)
+    print(summary(rows, a.rows, a.scale))
+    if not a.skip_peer:
+        print(f"audex / peer (wall time per profile): {rows[-1]['audex_over_peer']} "
+              f"(the peer takes {rows[-1]['peer_over_audex']}x as long per profile; peer sent {rows[-1]['upserted']} rows)")
+    log(f"results: {os.path.join(a.out, 'results.json')}")
 
 
 if __name__ == "__main__":

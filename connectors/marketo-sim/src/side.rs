@@ -123,6 +123,7 @@ pub(crate) fn handle(
                 .and_then(|a| a.parse::<usize>().ok())
                 .unwrap_or(10_000)
                 .clamp(1, MAX_MEMBER_PAGE);
+            let with_emails = query_param(query, "emails").as_deref() == Some("true");
             sim.with_world(|w| {
                 let Some(list) = w.store.lists.get(&list_id) else {
                     return not_found();
@@ -130,7 +131,21 @@ pub(crate) fn handle(
                 let count = list.members.len();
                 let (ids, more) = w.store.members_page(list_id, after, limit);
                 let next = if more { ids.last().copied() } else { None };
-                ok(json!({"list_id": list_id, "count": count, "members": ids, "next_after": next}))
+                let mut page = json!({"list_id": list_id, "count": count, "members": ids, "next_after": next});
+                if with_emails {
+                    // The benchmark compares a list with its segment by email.
+                    let emails: Vec<Value> = ids
+                        .iter()
+                        .map(|id| {
+                            w.store
+                                .lead(*id)
+                                .and_then(|l| l.email(&w.store.cat))
+                                .map_or(Value::Null, |e| Value::String(e.to_string()))
+                        })
+                        .collect();
+                    page["emails"] = Value::Array(emails);
+                }
+                ok(page)
             })
         }
         ["_sim", "leads"] if get => {
