@@ -38,6 +38,9 @@ pub(crate) struct SegmentPlan {
     pub remote_members: Option<Vec<MemberRow>>,
     /// Calls spent while planning (reading the list back).
     pub calls: u64,
+    /// Records whose fields differ from those an earlier export of this run
+    /// holds for the same key; the earlier export's fields stand.
+    pub conflicts: u64,
 }
 
 impl SegmentPlan {
@@ -77,9 +80,16 @@ pub(crate) struct PlanContext<'a> {
     pub reconcile: bool,
     pub cancel: &'a CancellationToken,
     pub observer: Option<&'a dyn RunObserver>,
-    /// In a multi-export dry run: records an earlier export would have
-    /// upserted, so a later one does not count them again.
-    pub dry_run_sent: Option<&'a HashMap<String, FieldsHash>>,
+    /// With more than one export to the destination: the records an
+    /// earlier export of this run holds, with the hash of its fields. The
+    /// earliest export owns a record's fields for the run: a later export
+    /// never upserts such a record again (it only sees to list membership),
+    /// so two segments that disagree about one person's fields do not
+    /// overwrite each other back and forth on every run.
+    pub claimed: Option<&'a HashMap<String, FieldsHash>>,
+    /// Whether this is a dry run (the state store holds no record an earlier
+    /// export of the run would have written).
+    pub dry_run: bool,
 }
 
 /// Plan one export. `Ok(None)` when cancelled.
@@ -102,6 +112,7 @@ pub(crate) async fn plan_segment(
         to_remove: Vec::new(),
         remote_members: None,
         calls: 0,
+        conflicts: 0,
     };
 
     let mut stream = export.source.stream(&export.query).await?;
@@ -233,19 +244,28 @@ pub(crate) async fn plan_segment(
             })?;
     }
 
-    // Which records changed since they were last sent.
+    // Which records changed since they were last sent. A record an earlier
+    // export of this run holds is never sent again by this one.
     {
         let full = cx.full;
+        let claimed = cx.claimed;
         let index = &mut plan.index;
         let to_add_known = &mut plan.to_add_known;
+        let conflicts = &mut plan.conflicts;
         cx.store
             .for_each_record(cx.destination_name, |key, id, hash| {
                 let Some(i) = index.find(key) else { return };
                 let e = index.entry_mut(i);
                 e.flags |= flag::HAS_RECORD;
-                if full || e.hash != *hash {
+                let earlier = claimed.and_then(|c| c.get(key));
+                if let Some(earlier) = earlier {
+                    if *earlier != e.hash {
+                        *conflicts += 1;
+                    }
+                }
+                if earlier.is_none() && (full || e.hash != *hash) {
                     e.flags |= flag::NEEDS_UPSERT;
-                } else if !e.has(flag::IN_LIST) {
+                } else if full || !e.has(flag::IN_LIST) {
                     to_add_known.push((i, MemberId(id.to_string())));
                 }
             })?;
@@ -258,11 +278,18 @@ pub(crate) async fn plan_segment(
             e.flags |= flag::NEEDS_ADD;
         }
     }
-    if let Some(sent) = cx.dry_run_sent {
+    // A dry run wrote no records for the earlier exports: what they hold
+    // counts as sent.
+    if let (Some(claimed), true) = (cx.claimed, cx.dry_run) {
         for i in 0..plan.index.len() as u32 {
             let e = plan.index.entry(i);
-            if e.has(flag::NEEDS_UPSERT) && !cx.full && sent.get(plan.index.key(i)) == Some(&e.hash)
-            {
+            if e.has(flag::HAS_RECORD) || !e.has(flag::NEEDS_UPSERT) {
+                continue;
+            }
+            if let Some(earlier) = claimed.get(plan.index.key(i)) {
+                if *earlier != e.hash {
+                    plan.conflicts += 1;
+                }
                 plan.index.entry_mut(i).flags &= !flag::NEEDS_UPSERT;
             }
         }
@@ -270,11 +297,6 @@ pub(crate) async fn plan_segment(
     plan.to_upsert = (0..plan.index.len() as u32)
         .filter(|&i| plan.index.entry(i).has(flag::NEEDS_UPSERT))
         .collect();
-    // With --full, known records are upserted too and take their id from
-    // that answer.
-    if cx.full {
-        plan.to_add_known.clear();
-    }
     Ok(Some(plan))
 }
 

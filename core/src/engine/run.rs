@@ -169,8 +169,10 @@ async fn drive(
     report.calls_total += 1;
     let fields = dest.fields().await?;
 
-    let mut dry_run_sent: Option<HashMap<String, FieldsHash>> =
-        (options.dry_run && target.exports.len() > 1).then(HashMap::new);
+    // Keys held by the exports done so far, when more than one export shares
+    // the destination (see `PlanContext::claimed`).
+    let mut claimed: Option<HashMap<String, FieldsHash>> =
+        (target.exports.len() > 1).then(HashMap::new);
     let mut call_error = None;
     for (n, export) in target.exports.iter().enumerate() {
         if options.cancel.is_cancelled() {
@@ -203,7 +205,8 @@ async fn drive(
             reconcile: options.reconcile,
             cancel: &options.cancel,
             observer,
-            dry_run_sent: dry_run_sent.as_ref(),
+            claimed: claimed.as_ref(),
+            dry_run: options.dry_run,
         };
         let planned = plan_segment(&cx, export, &mapper, mapper.lookup_column(), rejects).await;
         let Some(mut plan) = planned? else {
@@ -248,11 +251,6 @@ async fn drive(
             seg.added = to_add;
             seg.removed = plan.to_remove.len() as u64;
             seg.calls += estimated;
-            if let Some(sent) = dry_run_sent.as_mut() {
-                for &i in &plan.to_upsert {
-                    sent.insert(plan.index.key(i).to_string(), plan.index.entry(i).hash);
-                }
-            }
         } else {
             if let Some(remote) = plan.remote_members.take() {
                 store.replace_members(&target.name, &export.spec.list.0, &remote)?;
@@ -280,6 +278,24 @@ async fn drive(
             }
         }
         debug_assert!(seg.adds_up(), "{seg:?}");
+        if plan.conflicts > 0 {
+            tracing::warn!(
+                segment,
+                records = plan.conflicts,
+                "records share their lookup key with a record of an earlier segment of this run \
+                 but differ in their fields; the earlier segment's fields were kept"
+            );
+        }
+        if let Some(claimed) = claimed.as_mut() {
+            for i in 0..plan.index.len() as u32 {
+                let e = plan.index.entry(i);
+                if !e.has(flag::REJECTED) {
+                    claimed
+                        .entry(plan.index.key(i).to_string())
+                        .or_insert(e.hash);
+                }
+            }
+        }
         report.calls_total += seg.calls;
         if let Some(o) = observer {
             o.event(&RunEvent::SegmentFinished { report: seg });

@@ -983,3 +983,93 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_segments_that_disagree_about_a_person_do_not_fight_over_the_fields() {
+    // The same email in two segments with different first names (two
+    // profiles sharing an address): the earlier export's fields stand, the
+    // person is a member of both lists, and later runs send nothing.
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    let shared = emails(0..20);
+    let first = FakeSource::new(
+        shared
+            .iter()
+            .map(|m| (Some(m.clone()), Some("First".into())))
+            .collect(),
+    );
+    let second = FakeSource::new(
+        shared
+            .iter()
+            .map(|m| (Some(m.clone()), Some("Second".into())))
+            .chain(
+                emails(20..25)
+                    .into_iter()
+                    .map(|m| (Some(m), Some("Own".into()))),
+            )
+            .collect(),
+    );
+    let t = target(&dest, &[("a", 1, &first), ("b", 2, &second)], Mode::Mirror);
+
+    let dry = run_target(
+        &t,
+        &e.store,
+        &RunOptions {
+            dry_run: true,
+            ..e.options.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.segments[1].upserted, 5, "{:?}", dry.segments[1]);
+
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!((r.segments[0].upserted, r.segments[0].added), (20, 20));
+    assert_eq!(
+        (
+            r.segments[1].upserted,
+            r.segments[1].unchanged,
+            r.segments[1].added
+        ),
+        (5, 20, 25)
+    );
+    assert_eq!(dest.calls("upsert"), 3);
+    assert_eq!(dry.calls_total, r.calls_total);
+    assert_eq!(dest.list("1"), set(&shared));
+    assert_eq!(dest.list("2"), set(&emails(0..25)));
+    {
+        let remote = dest.remote.lock().unwrap();
+        let (_, fields) = &remote.leads[&shared[3]];
+        assert_eq!(
+            fields.get("firstName"),
+            Some(&FieldValue::Text("First".into()))
+        );
+    }
+
+    for _ in 0..2 {
+        let before = dest.total_calls();
+        let r = run_target(&t, &e.store, &e.options).await.unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(r.segments[0].upserted + r.segments[1].upserted, 0, "{r:?}");
+        // Only the field description.
+        assert_eq!(dest.total_calls() - before, 1);
+    }
+
+    // With --full each record is still sent once, by its first segment.
+    let before = dest.calls("upsert");
+    let r = run_target(
+        &t,
+        &e.store,
+        &RunOptions {
+            full: true,
+            ..e.options.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.segments[0].upserted + r.segments[1].upserted, 25, "{r:?}");
+    assert_eq!(dest.calls("upsert") - before, 3);
+    assert_eq!(dest.list("2"), set(&emails(0..25)));
+}
