@@ -70,14 +70,19 @@ echo "== the same run as JSON (a second run: nothing changed, so nothing is sent
 
 echo
 echo "== list sizes in the simulator"
-curl -fsS "$base/_sim/state" | python3 -c '
+state="$(curl -fsS "$base/_sim/state")"
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$state" <<'PY'
 import json, sys
-state = json.load(sys.stdin)
-print(f"leads: {state[\"leads\"]}")
+state = json.loads(sys.argv[1])
+print(f"leads: {state['leads']}")
 for l in state["lists"]:
     if l["static"]:
-        print(f"list {l[\"id\"]} ({l[\"name\"]}): {l[\"members\"]} members")
-' 2>/dev/null || curl -fsS "$base/_sim/state"
+        print(f"list {l['id']} ({l['name']}): {l['members']} members")
+PY
+else
+  echo "$state"
+fi
 echo
 echo "== history: audex runs -c examples/quickstart/audex.yaml"
 "$bin/audex" runs -c "$config" --limit 5 || true
