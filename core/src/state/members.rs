@@ -1,9 +1,48 @@
 //! Records sent and list membership, per destination.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{db_err, now, FieldsHash, StateStore};
 use crate::error::Result;
+
+const OP_SAVE: i64 = 1;
+const OP_FORGET: i64 = 2;
+const OP_ADD: i64 = 3;
+const OP_REMOVE: i64 = 4;
+
+/// The last record change (save or forget) and the last membership change
+/// (add or remove) of each key wins; rows go in in key order, so each
+/// B-tree page is written once. `WHERE true` before `ON CONFLICT` is
+/// SQLite's documented way around the upsert parsing ambiguity.
+const FOLD_JOURNAL: &str = "
+    CREATE TEMP TABLE IF NOT EXISTS journal_last (
+        op INTEGER, destination TEXT, list_id TEXT, key TEXT,
+        member_id TEXT, hash BLOB, updated_at TEXT
+    );
+    DELETE FROM temp.journal_last;
+    INSERT INTO temp.journal_last
+    SELECT op, destination, list_id, key, member_id, hash, updated_at FROM (
+        SELECT j.*, row_number() OVER (
+            PARTITION BY destination, list_id, key, op IN (1, 2) ORDER BY seq DESC
+        ) AS nth
+        FROM journal j
+    ) WHERE nth = 1;
+    INSERT INTO records (destination, key, member_id, hash, updated_at)
+    SELECT destination, key, member_id, hash, updated_at FROM temp.journal_last
+    WHERE op = 1 ORDER BY destination, key
+    ON CONFLICT (destination, key) DO UPDATE
+    SET member_id = excluded.member_id, hash = excluded.hash, updated_at = excluded.updated_at;
+    DELETE FROM records WHERE (destination, key) IN
+        (SELECT destination, key FROM temp.journal_last WHERE op = 2);
+    INSERT INTO members (destination, list_id, key, member_id)
+    SELECT destination, list_id, key, member_id FROM temp.journal_last
+    WHERE op = 3 ORDER BY destination, list_id, key
+    ON CONFLICT (destination, list_id, key) DO UPDATE SET member_id = excluded.member_id;
+    DELETE FROM members WHERE (destination, list_id, key) IN
+        (SELECT destination, list_id, key FROM temp.journal_last WHERE op = 4);
+    DELETE FROM temp.journal_last;
+    DELETE FROM journal;
+";
 
 /// A record the destination confirmed: our key, its id there, and the hash of
 /// the fields sent.
@@ -62,51 +101,89 @@ impl StateStore {
         let tx = conn.transaction().map_err(db_err("begin a checkpoint"))?;
         {
             let now = now();
-            let mut save = tx
+            let mut append = tx
                 .prepare_cached(
-                    "INSERT INTO records (destination, key, member_id, hash, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (destination, key) DO UPDATE
-                     SET member_id = excluded.member_id, hash = excluded.hash,
-                         updated_at = excluded.updated_at",
+                    "INSERT INTO journal (op, destination, list_id, key, member_id, hash, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-                .map_err(db_err("prepare a record update"))?;
+                .map_err(db_err("prepare a checkpoint"))?;
+            let none: Option<&str> = None;
+            let no_hash: Option<&[u8]> = None;
             for r in &cp.save_records {
-                save.execute(params![destination, r.key, r.member_id, &r.hash[..], now])
+                append
+                    .execute(params![
+                        OP_SAVE,
+                        destination,
+                        "",
+                        r.key,
+                        r.member_id,
+                        &r.hash[..],
+                        now
+                    ])
                     .map_err(db_err("save a record"))?;
             }
-            let mut forget = tx
-                .prepare_cached("DELETE FROM records WHERE destination = ?1 AND key = ?2")
-                .map_err(db_err("prepare a record deletion"))?;
             for key in &cp.forget_records {
-                forget
-                    .execute(params![destination, key])
+                append
+                    .execute(params![
+                        OP_FORGET,
+                        destination,
+                        "",
+                        key,
+                        none,
+                        no_hash,
+                        none
+                    ])
                     .map_err(db_err("forget a record"))?;
             }
-            let mut add = tx
-                .prepare_cached(
-                    "INSERT INTO members (destination, list_id, key, member_id)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (destination, list_id, key) DO UPDATE
-                     SET member_id = excluded.member_id",
-                )
-                .map_err(db_err("prepare a member insert"))?;
             for m in &cp.add_members {
-                add.execute(params![destination, list, m.key, m.member_id])
+                append
+                    .execute(params![
+                        OP_ADD,
+                        destination,
+                        list,
+                        m.key,
+                        m.member_id,
+                        no_hash,
+                        none
+                    ])
                     .map_err(db_err("save a member"))?;
             }
-            let mut remove = tx
-                .prepare_cached(
-                    "DELETE FROM members WHERE destination = ?1 AND list_id = ?2 AND key = ?3",
-                )
-                .map_err(db_err("prepare a member deletion"))?;
             for key in &cp.remove_members {
-                remove
-                    .execute(params![destination, list, key])
+                append
+                    .execute(params![
+                        OP_REMOVE,
+                        destination,
+                        list,
+                        key,
+                        none,
+                        no_hash,
+                        none
+                    ])
                     .map_err(db_err("remove a member"))?;
             }
         }
         tx.commit().map_err(db_err("commit a checkpoint"))
+    }
+
+    /// Fold the checkpoint journal into `records` and `members`: per key the
+    /// last change wins, written in key order, in one transaction (a crash
+    /// keeps the journal whole, to be folded next time). Every read of
+    /// records or members calls this first; it costs one lookup when the
+    /// journal is empty.
+    pub(crate) fn fold_journal(conn: &mut Connection) -> Result<()> {
+        let pending: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM journal)", [], |r| r.get(0))
+            .map_err(db_err("read the checkpoint journal"))?;
+        if !pending {
+            return Ok(());
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err("begin folding the checkpoint journal"))?;
+        tx.execute_batch(FOLD_JOURNAL)
+            .map_err(db_err("fold the checkpoint journal"))?;
+        tx.commit()
+            .map_err(db_err("commit the folded checkpoint journal"))
     }
 
     /// Call `f(key, member_id, hash)` for every record of `destination`,
@@ -117,7 +194,8 @@ impl StateStore {
         destination: &str,
         mut f: impl FnMut(&str, &str, &FieldsHash),
     ) -> Result<u64> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         let mut stmt = conn
             .prepare_cached("SELECT key, member_id, hash FROM records WHERE destination = ?1")
             .map_err(db_err("read the records"))?;
@@ -142,7 +220,8 @@ impl StateStore {
 
     /// One record of `destination`, by key.
     pub fn record(&self, destination: &str, key: &str) -> Result<Option<StoredRecord>> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         conn.query_row(
             "SELECT member_id, hash FROM records WHERE destination = ?1 AND key = ?2",
             params![destination, key],
@@ -162,7 +241,8 @@ impl StateStore {
 
     /// Our key of the record the destination knows as `member_id`.
     pub fn key_for_member_id(&self, destination: &str, member_id: &str) -> Result<Option<String>> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         conn.query_row(
             "SELECT key FROM records WHERE destination = ?1 AND member_id = ?2 LIMIT 1",
             params![destination, member_id],
@@ -180,7 +260,8 @@ impl StateStore {
         list: &str,
         mut f: impl FnMut(&str, &str),
     ) -> Result<u64> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT key, member_id FROM members WHERE destination = ?1 AND list_id = ?2",
@@ -210,6 +291,7 @@ impl StateStore {
         members: &[MemberRow],
     ) -> Result<()> {
         let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         let tx = conn
             .transaction()
             .map_err(db_err("begin a member refresh"))?;
@@ -235,7 +317,8 @@ impl StateStore {
 
     /// How many records `destination` has.
     pub fn record_count(&self, destination: &str) -> Result<u64> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         conn.query_row(
             "SELECT COUNT(*) FROM records WHERE destination = ?1",
             params![destination],
@@ -247,7 +330,8 @@ impl StateStore {
 
     /// How many confirmed members the list has.
     pub fn member_count(&self, destination: &str, list: &str) -> Result<u64> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         conn.query_row(
             "SELECT COUNT(*) FROM members WHERE destination = ?1 AND list_id = ?2",
             params![destination, list],
@@ -261,6 +345,7 @@ impl StateStore {
     /// run history stays), in one transaction.
     pub fn purge_destination(&self, destination: &str) -> Result<PurgeCounts> {
         let mut conn = self.lock();
+        Self::fold_journal(&mut conn)?;
         let tx = conn.transaction().map_err(db_err("begin a purge"))?;
         let members = tx
             .execute(

@@ -70,6 +70,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, position)
     ) WITHOUT ROWID;
     "#,
+    // 2: the checkpoint journal.
+    r#"
+    -- Each call's checkpoint, appended in order. Writing 300 random keys
+    -- into `records` and `members` per call rewrote hundreds of B-tree pages
+    -- a call; appending here touches a few. Folded into `records` and
+    -- `members` (in key order, the last change of a key winning) before
+    -- anything reads them. op: 1 save record, 2 forget record, 3 add member,
+    -- 4 remove member.
+    CREATE TABLE journal (
+        seq         INTEGER PRIMARY KEY,
+        op          INTEGER NOT NULL,
+        destination TEXT NOT NULL,
+        list_id     TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        member_id   TEXT,
+        hash        BLOB,
+        updated_at  TEXT
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -374,3 +374,101 @@ fn the_last_run_ignores_dry_runs() {
         Some(real)
     );
 }
+
+#[test]
+fn checkpoints_are_journalled_and_the_last_change_of_a_key_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    {
+        let store = StateStore::open(&path).expect("open");
+        let cp =
+            |save: Vec<StoredRecord>, forget: Vec<&str>, add: Vec<MemberRow>, remove: Vec<&str>| {
+                Checkpoint {
+                    save_records: save,
+                    forget_records: forget.into_iter().map(String::from).collect(),
+                    add_members: add,
+                    remove_members: remove.into_iter().map(String::from).collect(),
+                }
+            };
+        store
+            .checkpoint(
+                "d",
+                "1",
+                &cp(
+                    vec![rec("a", "1", 1), rec("b", "2", 2)],
+                    vec![],
+                    vec![member("a", "1"), member("b", "2")],
+                    vec![],
+                ),
+            )
+            .expect("cp1");
+        store
+            .checkpoint(
+                "d",
+                "1",
+                &cp(
+                    vec![rec("a", "1", 9), rec("c", "3", 3)],
+                    vec!["b"],
+                    vec![member("c", "3")],
+                    vec!["a"],
+                ),
+            )
+            .expect("cp2");
+        // A key forgotten then saved again is kept; removed then re-added stays a member.
+        store
+            .checkpoint(
+                "d",
+                "1",
+                &cp(
+                    vec![rec("b", "2", 4)],
+                    vec![],
+                    vec![member("a", "1")],
+                    vec!["c"],
+                ),
+            )
+            .expect("cp3");
+        // Another list and destination are untouched by those changes.
+        store
+            .checkpoint(
+                "e",
+                "1",
+                &cp(
+                    vec![rec("a", "7", 7)],
+                    vec![],
+                    vec![member("a", "7")],
+                    vec![],
+                ),
+            )
+            .expect("cp4");
+        // Dropped without folding, as a killed process leaves it.
+    }
+    let store = StateStore::open(&path).expect("reopen");
+    let mut records = Vec::new();
+    store
+        .for_each_record("d", |k, id, h| {
+            records.push((k.to_string(), id.to_string(), h[0]))
+        })
+        .expect("records");
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            ("a".into(), "1".into(), 9),
+            ("b".into(), "2".into(), 4),
+            ("c".into(), "3".into(), 3)
+        ]
+    );
+    let mut members = Vec::new();
+    store
+        .for_each_member("d", "1", |k, _| members.push(k.to_string()))
+        .expect("members");
+    members.sort();
+    assert_eq!(members, ["a", "b"]);
+    assert_eq!(store.record_count("e").expect("count"), 1);
+    assert_eq!(store.member_count("e", "1").expect("count"), 1);
+    let journal: i64 = store
+        .lock()
+        .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))
+        .expect("journal");
+    assert_eq!(journal, 0, "folded");
+}
