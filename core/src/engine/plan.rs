@@ -194,11 +194,21 @@ pub(crate) async fn plan_segment(
             }
         }
         drop(pages);
+        // Members the destination reports without our key: one pass over
+        // the stored records finds them all.
+        let unnamed: std::collections::HashSet<String> = remote
+            .iter()
+            .filter(|m| m.key.is_none())
+            .map(|m| m.id.0.clone())
+            .collect();
+        let mut known = cx
+            .store
+            .keys_for_member_ids(cx.destination_name, &unnamed)?;
         let mut confirmed = Vec::new();
         for m in remote {
             let key = match m.key {
                 Some(k) => Some(k.as_str().to_string()),
-                None => cx.store.key_for_member_id(cx.destination_name, &m.id.0)?,
+                None => known.remove(&m.id.0),
             };
             let found = key.as_deref().and_then(|k| find_key(&plan.index, k));
             if let Some(i) = found {

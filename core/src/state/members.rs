@@ -10,38 +10,56 @@ const OP_FORGET: i64 = 2;
 const OP_ADD: i64 = 3;
 const OP_REMOVE: i64 = 4;
 
-/// The last record change (save or forget) and the last membership change
-/// (add or remove) of each key wins; rows go in in key order, so each
-/// B-tree page is written once. `WHERE true` before `ON CONFLICT` is
-/// SQLite's documented way around the upsert parsing ambiguity.
+/// Folding a journal of saves and adds only (the usual case): rows go in
+/// in key order (each B-tree page written once) and, for one key, in the
+/// order they were journalled, so the last save wins.
 const FOLD_JOURNAL: &str = "
-    CREATE TEMP TABLE IF NOT EXISTS journal_last (
-        op INTEGER, destination TEXT, list_id TEXT, key TEXT,
-        member_id TEXT, hash BLOB, updated_at TEXT
-    );
-    DELETE FROM temp.journal_last;
-    INSERT INTO temp.journal_last
-    SELECT op, destination, list_id, key, member_id, hash, updated_at FROM (
-        SELECT j.*, row_number() OVER (
-            PARTITION BY destination, list_id, key, op IN (1, 2) ORDER BY seq DESC
-        ) AS nth
-        FROM journal j
-    ) WHERE nth = 1;
-    INSERT INTO records (destination, key, member_id, hash, updated_at)
-    SELECT destination, key, member_id, hash, updated_at FROM temp.journal_last
-    WHERE op = 1 ORDER BY destination, key
+INSERT INTO records (destination, key, member_id, hash, updated_at)
+    SELECT destination, key, member_id, hash, updated_at FROM journal
+    WHERE op = 1 ORDER BY destination, key, seq
     ON CONFLICT (destination, key) DO UPDATE
     SET member_id = excluded.member_id, hash = excluded.hash, updated_at = excluded.updated_at;
-    DELETE FROM records WHERE (destination, key) IN
-        (SELECT destination, key FROM temp.journal_last WHERE op = 2);
-    INSERT INTO members (destination, list_id, key, member_id)
-    SELECT destination, list_id, key, member_id FROM temp.journal_last
-    WHERE op = 3 ORDER BY destination, list_id, key
+INSERT INTO members (destination, list_id, key, member_id)
+    SELECT destination, list_id, key, member_id FROM journal
+    WHERE op = 3 ORDER BY destination, list_id, key, seq
     ON CONFLICT (destination, list_id, key) DO UPDATE SET member_id = excluded.member_id;
-    DELETE FROM members WHERE (destination, list_id, key) IN
-        (SELECT destination, list_id, key FROM temp.journal_last WHERE op = 4);
-    DELETE FROM temp.journal_last;
-    DELETE FROM journal;
+DELETE FROM journal;
+";
+
+/// Folding a journal that also forgets records or removes members: a key
+/// ends deleted when its last deletion comes after its last save or add.
+const FOLD_JOURNAL_WITH_DELETIONS: &str = "
+CREATE TEMP TABLE IF NOT EXISTS fold_gone (destination TEXT, list_id TEXT, key TEXT, seq INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS fold_kept (destination TEXT, list_id TEXT, key TEXT, seq INTEGER);
+DELETE FROM temp.fold_gone;
+DELETE FROM temp.fold_kept;
+INSERT INTO temp.fold_gone
+    SELECT destination, list_id, key, max(seq) FROM journal WHERE op IN (2, 4)
+    GROUP BY destination, list_id, key;
+INSERT INTO temp.fold_kept
+    SELECT j.destination, j.list_id, j.key, max(j.seq) FROM journal j
+    JOIN temp.fold_gone g ON g.destination = j.destination AND g.list_id = j.list_id AND g.key = j.key
+    WHERE j.op IN (1, 3) GROUP BY j.destination, j.list_id, j.key;
+INSERT INTO records (destination, key, member_id, hash, updated_at)
+    SELECT destination, key, member_id, hash, updated_at FROM journal
+    WHERE op = 1 ORDER BY destination, key, seq
+    ON CONFLICT (destination, key) DO UPDATE
+    SET member_id = excluded.member_id, hash = excluded.hash, updated_at = excluded.updated_at;
+INSERT INTO members (destination, list_id, key, member_id)
+    SELECT destination, list_id, key, member_id FROM journal
+    WHERE op = 3 ORDER BY destination, list_id, key, seq
+    ON CONFLICT (destination, list_id, key) DO UPDATE SET member_id = excluded.member_id;
+DELETE FROM records WHERE (destination, key) IN (
+    SELECT g.destination, g.key FROM temp.fold_gone g
+    LEFT JOIN temp.fold_kept k ON k.destination = g.destination AND k.list_id = g.list_id AND k.key = g.key
+    WHERE g.list_id = '' AND g.seq > coalesce(k.seq, 0));
+DELETE FROM members WHERE (destination, list_id, key) IN (
+    SELECT g.destination, g.list_id, g.key FROM temp.fold_gone g
+    LEFT JOIN temp.fold_kept k ON k.destination = g.destination AND k.list_id = g.list_id AND k.key = g.key
+    WHERE g.list_id <> '' AND g.seq > coalesce(k.seq, 0));
+DELETE FROM temp.fold_gone;
+DELETE FROM temp.fold_kept;
+DELETE FROM journal;
 ";
 
 /// A record the destination confirmed: our key, its id there, and the hash of
@@ -180,8 +198,19 @@ impl StateStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err("begin folding the checkpoint journal"))?;
-        tx.execute_batch(FOLD_JOURNAL)
-            .map_err(db_err("fold the checkpoint journal"))?;
+        let deletions: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM journal WHERE op IN (2, 4))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err("read the checkpoint journal"))?;
+        tx.execute_batch(if deletions {
+            FOLD_JOURNAL_WITH_DELETIONS
+        } else {
+            FOLD_JOURNAL
+        })
+        .map_err(db_err("fold the checkpoint journal"))?;
         tx.commit()
             .map_err(db_err("commit the folded checkpoint journal"))
     }
@@ -239,7 +268,8 @@ impl StateStore {
         .map_err(db_err("read a record"))
     }
 
-    /// Our key of the record the destination knows as `member_id`.
+    /// Our key of the record the destination knows as `member_id`. Scans the
+    /// destination's records: for many ids use [`Self::keys_for_member_ids`].
     pub fn key_for_member_id(&self, destination: &str, member_id: &str) -> Result<Option<String>> {
         let mut conn = self.lock();
         Self::fold_journal(&mut conn)?;
@@ -250,6 +280,25 @@ impl StateStore {
         )
         .optional()
         .map_err(db_err("look up a member id"))
+    }
+
+    /// Our keys of the records the destination knows by these ids, in one
+    /// pass over the destination's records.
+    pub fn keys_for_member_ids(
+        &self,
+        destination: &str,
+        ids: &std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        self.for_each_record(destination, |key, id, _| {
+            if ids.contains(id) {
+                found.insert(id.to_string(), key.to_string());
+            }
+        })?;
+        Ok(found)
     }
 
     /// Call `f(key, member_id)` for every confirmed member of the list,
