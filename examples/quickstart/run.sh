@@ -17,7 +17,7 @@ echo "== building (release)"
 # Every binary of the workspace in one build (one feature resolution, so
 # DataFusion is compiled once).
 cargo build --release --quiet --workspace --bins
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 if [[ ! -f "$here/data/profiles.csv" ]]; then
   echo "== generating the example profiles"
