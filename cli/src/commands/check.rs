@@ -48,15 +48,9 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
             return exit::USAGE;
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("audex: cannot start the async runtime: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let ctx = BuildContext {
         base_dir: cfg.base_dir.clone(),

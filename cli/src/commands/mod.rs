@@ -41,6 +41,30 @@ pub fn print_config_errors(file: &Path, e: &audex_core::Error) {
     eprintln!("audex: {} in {}{hint}", e.message(), file.display());
 }
 
+/// The async runtime of the verbs that do I/O; `Err(exit code)` once the
+/// reason is printed.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("audex: cannot start the async runtime: {e}");
+            crate::exit::FAILED
+        })
+}
+
+/// The config's state store; `Err(exit code)` once the reason is printed.
+pub(crate) fn open_state(
+    config: &audex_core::config::Config,
+) -> Result<std::sync::Arc<audex_core::state::StateStore>, i32> {
+    audex_core::state::StateStore::open(&config.state_path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| {
+            eprintln!("audex: {e}");
+            crate::exit::FAILED
+        })
+}
+
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {

@@ -9,7 +9,6 @@ use audex_core::engine::{
     CancellationToken, RunEvent, RunObserver, RunOptions, RunReport, RunStatus,
 };
 use audex_core::schedule::RunEnd;
-use audex_core::state::StateStore;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::export::{export, spawn_signal_handler, WhenLocked};
@@ -50,22 +49,13 @@ pub fn run(args: &RunArgs) -> i32 {
         }
         return exit::CONFIG;
     }
-    let store = match StateStore::open(&config.state_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("audex: {e}");
-            return exit::FAILED;
-        }
+    let store = match super::open_state(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("audex: cannot start the async runtime: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let cancel = CancellationToken::new();
     let progress = Arc::new(Progress::new(std::io::stderr().is_terminal()));

@@ -40,22 +40,13 @@ pub fn run(args: &ScheduleArgs) -> i32 {
         eprintln!("audex: add one (e.g. schedule: \"0 3 * * *\"), or export now with `audex run`");
         return exit::CONFIG;
     }
-    let store = match StateStore::open(&config.state_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("audex: {e}");
-            return exit::FAILED;
-        }
+    let store = match super::open_state(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("audex: cannot start the async runtime: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let stop = CancellationToken::new();

@@ -51,15 +51,9 @@ pub fn run(config: &ConfigArg, output: Output) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("audex: cannot start the async runtime: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let report = runtime.block_on(inspect(&cfg));
     let failed = report.segments.iter().any(|s| s.error.is_some());
