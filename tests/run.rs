@@ -1,7 +1,9 @@
 //! `audex run` end to end: the built binary, real HTTP against an in-process
 //! Marketo simulator, a real SQLite state store, real CSV files.
 
-use std::collections::BTreeSet;
+mod common;
+use common::list_emails;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -70,19 +72,6 @@ async fn audex(config: &Path, args: &[&str]) -> (i32, String, String) {
 
 fn report(stdout: &str) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("one JSON object: {e}\n{stdout}"))
-}
-
-fn list_emails(sim: &SimHandle, list: u64) -> BTreeSet<String> {
-    sim.list_members(list)
-        .into_iter()
-        .filter_map(|id| sim.lead(id))
-        .filter_map(|l| {
-            l.fields
-                .get("email")
-                .and_then(|v| v.as_str())
-                .map(String::from)
-        })
-        .collect()
 }
 
 fn n(v: &Value, k: &str) -> u64 {

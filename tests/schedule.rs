@@ -2,7 +2,9 @@
 //! real processes, real signals (`kill`), real HTTP against an in-process
 //! Marketo simulator, a real SQLite state store shared between processes.
 
-use std::collections::BTreeSet;
+mod common;
+use common::list_emails;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -174,19 +176,6 @@ impl Background {
 
 fn emails(n: u32) -> Vec<String> {
     (0..n).map(|i| format!("person{i}@example.com")).collect()
-}
-
-fn list_emails(sim: &SimHandle, list: u64) -> BTreeSet<String> {
-    sim.list_members(list)
-        .into_iter()
-        .filter_map(|id| sim.lead(id))
-        .filter_map(|l| {
-            l.fields
-                .get("email")
-                .and_then(|v| v.as_str())
-                .map(String::from)
-        })
-        .collect()
 }
 
 fn upserted(sim: &SimHandle) -> u64 {

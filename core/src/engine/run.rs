@@ -286,7 +286,9 @@ async fn drive(
                  but differ in their fields; the earlier segment's fields were kept"
             );
         }
-        if let Some(claimed) = claimed.as_mut() {
+        // The last export's keys are claimed by nobody after it.
+        let later_exports = n + 1 < target.exports.len();
+        if let (Some(claimed), true) = (claimed.as_mut(), later_exports) {
             for i in 0..plan.index.len() as u32 {
                 let e = plan.index.entry(i);
                 if !e.has(flag::REJECTED) {

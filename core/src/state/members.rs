@@ -10,11 +10,12 @@ const OP_FORGET: i64 = 2;
 const OP_ADD: i64 = 3;
 const OP_REMOVE: i64 = 4;
 
-/// Folding a journal of saves and adds only (the usual case): rows go in
-/// in key order (each B-tree page written once) and, for one key, in the
-/// order they were journalled, so the last save wins.
-const FOLD_JOURNAL: &str = "
-INSERT INTO records (destination, key, member_id, hash, updated_at)
+/// Journalled saves and adds go in in key order (each B-tree page written
+/// once) and, for one key, in the order they were journalled, so the last
+/// save wins.
+macro_rules! fold_saves_and_adds {
+    () => {
+        "INSERT INTO records (destination, key, member_id, hash, updated_at)
     SELECT destination, key, member_id, hash, updated_at FROM journal
     WHERE op = 1 ORDER BY destination, key, seq
     ON CONFLICT (destination, key) DO UPDATE
@@ -23,12 +24,17 @@ INSERT INTO members (destination, list_id, key, member_id)
     SELECT destination, list_id, key, member_id FROM journal
     WHERE op = 3 ORDER BY destination, list_id, key, seq
     ON CONFLICT (destination, list_id, key) DO UPDATE SET member_id = excluded.member_id;
-DELETE FROM journal;
-";
+"
+    };
+}
+
+/// Folding a journal of saves and adds only (the usual case).
+const FOLD_JOURNAL: &str = concat!(fold_saves_and_adds!(), "DELETE FROM journal;");
 
 /// Folding a journal that also forgets records or removes members: a key
 /// ends deleted when its last deletion comes after its last save or add.
-const FOLD_JOURNAL_WITH_DELETIONS: &str = "
+const FOLD_JOURNAL_WITH_DELETIONS: &str = concat!(
+    "
 CREATE TEMP TABLE IF NOT EXISTS fold_gone (destination TEXT, list_id TEXT, key TEXT, seq INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS fold_kept (destination TEXT, list_id TEXT, key TEXT, seq INTEGER);
 DELETE FROM temp.fold_gone;
@@ -39,17 +45,9 @@ INSERT INTO temp.fold_gone
 INSERT INTO temp.fold_kept
     SELECT j.destination, j.list_id, j.key, max(j.seq) FROM journal j
     JOIN temp.fold_gone g ON g.destination = j.destination AND g.list_id = j.list_id AND g.key = j.key
-    WHERE j.op IN (1, 3) GROUP BY j.destination, j.list_id, j.key;
-INSERT INTO records (destination, key, member_id, hash, updated_at)
-    SELECT destination, key, member_id, hash, updated_at FROM journal
-    WHERE op = 1 ORDER BY destination, key, seq
-    ON CONFLICT (destination, key) DO UPDATE
-    SET member_id = excluded.member_id, hash = excluded.hash, updated_at = excluded.updated_at;
-INSERT INTO members (destination, list_id, key, member_id)
-    SELECT destination, list_id, key, member_id FROM journal
-    WHERE op = 3 ORDER BY destination, list_id, key, seq
-    ON CONFLICT (destination, list_id, key) DO UPDATE SET member_id = excluded.member_id;
-DELETE FROM records WHERE (destination, key) IN (
+    WHERE j.op IN (1, 3) GROUP BY j.destination, j.list_id, j.key;",
+    fold_saves_and_adds!(),
+    "DELETE FROM records WHERE (destination, key) IN (
     SELECT g.destination, g.key FROM temp.fold_gone g
     LEFT JOIN temp.fold_kept k ON k.destination = g.destination AND k.list_id = g.list_id AND k.key = g.key
     WHERE g.list_id = '' AND g.seq > coalesce(k.seq, 0));
@@ -60,7 +58,8 @@ DELETE FROM members WHERE (destination, list_id, key) IN (
 DELETE FROM temp.fold_gone;
 DELETE FROM temp.fold_kept;
 DELETE FROM journal;
-";
+"
+);
 
 /// A record the destination confirmed: our key, its id there, and the hash of
 /// the fields sent.
