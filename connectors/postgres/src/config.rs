@@ -5,7 +5,9 @@ use std::str::FromStr;
 use audex_core::{ConfigError, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
+
+use crate::tls::{split_tls_options, TlsOptions};
 
 /// Rows fetched from the server-side cursor per round trip.
 pub const DEFAULT_FETCH_ROWS: usize = 8192;
@@ -21,7 +23,9 @@ pub struct PostgresConfig {
     pub kind: PostgresType,
     /// Connection URL, e.g. `postgres://audex@db.internal:5432/crm`, or
     /// key=value form (`host=... dbname=...`). Holds the password: write
-    /// `${DATABASE_URL}`. TLS (`sslmode=require`) is not supported yet.
+    /// `${DATABASE_URL}`. TLS follows libpq's `sslmode` (`disable`,
+    /// `prefer` (default), `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert` (a PEM file relative to the config file, or `system`).
     pub url: Secret,
     /// Schema that unqualified table names resolve in (the session's
     /// `search_path`). Default: the server's (usually `public`).
@@ -69,10 +73,15 @@ pub(crate) fn describe_target(config: &tokio_postgres::Config) -> String {
 }
 
 /// Parse the URL without echoing it: the parser's message names the
-/// problem, and the URL (which may hold a password) is never repeated.
-pub(crate) fn parse_url(url: &Secret) -> Result<tokio_postgres::Config, String> {
-    tokio_postgres::Config::from_str(url.expose())
-        .map_err(|e| format!("not a valid PostgreSQL connection URL ({e})"))
+/// problem, and the URL (which may hold a password) is never repeated. The
+/// TLS options (libpq's, which the driver only partly knows) come apart;
+/// the returned config's `ssl_mode` is set from them.
+pub(crate) fn parse_url(url: &Secret) -> Result<(tokio_postgres::Config, TlsOptions), String> {
+    let (rest, tls) = split_tls_options(url.expose())?;
+    let mut config = tokio_postgres::Config::from_str(&rest)
+        .map_err(|e| format!("not a valid PostgreSQL connection URL ({e})"))?;
+    config.ssl_mode(tls.mode.driver_mode());
+    Ok((config, tls))
 }
 
 pub(crate) fn is_plain_identifier(name: &str) -> bool {
@@ -86,13 +95,7 @@ impl PostgresConfig {
     pub fn check(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         match parse_url(&self.url) {
-            Ok(cfg) => {
-                if cfg.get_ssl_mode() == SslMode::Require {
-                    errors.push(
-                        ConfigError::new("url", "TLS (sslmode=require) is not supported yet")
-                            .with_hint("connect through a TLS tunnel on loopback, or use sslmode=disable on a trusted network"),
-                    );
-                }
+            Ok((cfg, _)) => {
                 if cfg.get_hosts().is_empty() {
                     errors.push(
                         ConfigError::new("url", "the URL names no host")
@@ -161,10 +164,16 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_clearly() {
-        let errs = cfg("postgres://u:pw@db/crm?sslmode=require").check();
+    fn tls_modes_are_libpqs() {
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u:pw@db/crm?sslmode={mode}&sslrootcert=ca.pem");
+            assert!(cfg(&url).check().is_empty(), "{mode}");
+        }
+        let errs = cfg("postgres://u:hunter2@db/crm?sslmode=verify").check();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.contains("TLS"));
+        assert_eq!(errs[0].path, "url");
+        assert!(errs[0].message.contains("verify-full"), "{}", errs[0]);
+        assert!(!errs[0].to_string().contains("hunter2"));
     }
 
     #[test]
@@ -176,7 +185,8 @@ mod tests {
 
     #[test]
     fn target_names_host_and_port_only() {
-        let c = parse_url(&Secret::new("postgres://u:pw@db.example.com:6543/crm")).expect("valid");
+        let (c, _) =
+            parse_url(&Secret::new("postgres://u:pw@db.example.com:6543/crm")).expect("valid");
         let t = describe_target(&c);
         assert_eq!(t, "db.example.com:6543 database \"crm\"");
     }

@@ -1,13 +1,14 @@
 //! audex-postgres: segments from PostgreSQL tables or queries, run in the
 //! database and streamed through a server-side cursor as Arrow batches.
 //!
-//! TLS is not supported yet: a URL asking for it (`sslmode=require`) is a
-//! config error. See docs/connectors/postgres.md.
+//! TLS follows libpq's `sslmode` and `sslrootcert` (see [`tls`] and
+//! docs/connectors/postgres.md).
 
 pub mod arrow;
 pub mod config;
 pub mod source;
 pub mod testing;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -22,8 +23,8 @@ impl SourceConfig for PostgresConfig {
         self.check()
     }
 
-    fn build(&self, _ctx: &BuildContext) -> audex_core::Result<Arc<dyn SegmentSource>> {
-        Ok(Arc::new(PostgresSource::new(self)))
+    fn build(&self, ctx: &BuildContext) -> audex_core::Result<Arc<dyn SegmentSource>> {
+        Ok(Arc::new(PostgresSource::new(self, &ctx.base_dir)))
     }
 }
 

@@ -4,6 +4,7 @@
 //! segment never sits whole in memory, and any filter in the query is
 //! applied by PostgreSQL, not by audex.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow_schema::SchemaRef;
@@ -16,6 +17,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::arrow::{plan, to_batch, Plan};
 use crate::config::{describe_target, parse_url, PostgresConfig};
+use crate::tls::TlsOptions;
 
 const CURSOR: &str = "audex_segment";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,34 +29,59 @@ pub struct PostgresSource {
     schema: Option<String>,
     fetch_rows: usize,
     refresh_marker: Option<String>,
+    /// The config file's folder: a relative `sslrootcert` resolves here.
+    base_dir: PathBuf,
 }
 
 impl PostgresSource {
-    pub fn new(config: &PostgresConfig) -> Self {
+    /// `base_dir` is the config file's folder.
+    pub fn new(config: &PostgresConfig, base_dir: &Path) -> Self {
         PostgresSource {
             url: config.url.clone(),
             schema: config.schema.clone(),
             fetch_rows: config.fetch_rows.max(1),
             refresh_marker: config.refresh_marker.clone(),
+            base_dir: base_dir.to_path_buf(),
         }
     }
 
     async fn connect(&self) -> Result<Client> {
-        let mut config = parse_url(&self.url).map_err(|m| Error::new(ErrorClass::Config, m))?;
+        let (mut config, tls) =
+            parse_url(&self.url).map_err(|m| Error::new(ErrorClass::Config, m))?;
+        let tls = tls.resolve(&self.base_dir);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("audex");
         let target = describe_target(&config);
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| connect_error(&target, &e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection closed");
+        let connector = crate::tls::connector(&tls)
+            .map_err(|m| Error::new(ErrorClass::Config, format!("PostgreSQL at {target}: {m}")))?;
+        let client = match connector {
+            None => {
+                let (client, connection) = config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| connect_error(&target, &tls, &e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "postgres connection closed");
+                    }
+                });
+                client
             }
-        });
+            Some(make) => {
+                let (client, connection) = config
+                    .connect(make)
+                    .await
+                    .map_err(|e| connect_error(&target, &tls, &e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "postgres connection closed");
+                    }
+                });
+                client
+            }
+        };
         if let Some(schema) = &self.schema {
             client
                 .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
@@ -82,7 +109,77 @@ fn segment_sql(query: &SegmentQuery) -> String {
     }
 }
 
-fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
+/// What went wrong in a TLS handshake, when something did: the rustls
+/// error (a certificate refused, say), or the server declining TLS.
+enum TlsProblem {
+    Rustls(rustls::Error),
+    ServerHasNoTls,
+}
+
+fn tls_problem(e: &tokio_postgres::Error) -> Option<TlsProblem> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            return Some(TlsProblem::Rustls(r.clone()));
+        }
+        if let Some(r) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(TlsProblem::Rustls(r.clone()));
+        }
+        if s.to_string() == "server does not support TLS" {
+            return Some(TlsProblem::ServerHasNoTls);
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn connect_error(target: &str, tls: &TlsOptions, e: &tokio_postgres::Error) -> Error {
+    let mode = tls.mode.as_str();
+    match tls_problem(e) {
+        Some(TlsProblem::ServerHasNoTls) => {
+            return Error::new(
+                ErrorClass::Config,
+                format!("PostgreSQL at {target} does not offer TLS, and sslmode={mode} requires it"),
+            )
+            .with_hint("turn `ssl` on in the server, or use sslmode=prefer to connect without TLS when the server has none");
+        }
+        Some(TlsProblem::Rustls(rustls::Error::InvalidCertificate(cert))) => {
+            use rustls::CertificateError as C;
+            let hint = match cert {
+                C::UnknownIssuer | C::BadSignature => {
+                    "the certificate is not signed by a CA audex trusts: give the server's CA certificate (PEM) as sslrootcert=PATH in the URL, relative to the config file"
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "the certificate is not issued for the host in the URL: connect by a name the certificate carries, or use sslmode=verify-ca to check only who signed it"
+                }
+                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "the certificate is outside its validity period: renew it on the server (or check this machine's clock)"
+                }
+                _ => "check the server's certificate, or the CA given as sslrootcert",
+            };
+            return Error::new(
+                ErrorClass::Config,
+                format!(
+                    "PostgreSQL at {target}: the server's TLS certificate was refused (sslmode={mode}): {}",
+                    rustls::Error::InvalidCertificate(cert)
+                ),
+            )
+            .with_hint(hint);
+        }
+        Some(TlsProblem::Rustls(other)) => {
+            return Error::new(
+                ErrorClass::Transient,
+                format!(
+                    "PostgreSQL at {target}: the TLS handshake failed (sslmode={mode}): {other}"
+                ),
+            );
+        }
+        None => {}
+    }
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         let class = if *code == SqlState::INVALID_PASSWORD

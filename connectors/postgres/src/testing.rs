@@ -6,6 +6,10 @@
 //! temporary folder on a free loopback port. As root it runs them as the
 //! `postgres` user, since initdb refuses to run as root.
 //!
+//! [`tls_server`] starts a second throwaway server, always local, with TLS
+//! on and a certificate for `localhost` signed by a CA made for it (with the
+//! machine's `openssl`), for the TLS tests.
+//!
 //! The server is stopped when the process ends, also after a panic: a small
 //! watcher shell holds the read end of a pipe whose write end only this
 //! process has; when the process exits the pipe closes, and the watcher
@@ -24,11 +28,31 @@ pub const TEST_DATABASE_URL_VAR: &str = "AUDEX_TEST_DATABASE_URL";
 #[derive(Debug)]
 struct Server {
     url: String,
+    port: u16,
+    /// The server's temporary folder, removed when the process ends.
+    dir: PathBuf,
     // Kept open for the life of the process; see the module docs.
     _watcher: Mutex<Child>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static PLAIN_SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static TLS_SERVER: OnceLock<Result<TlsServer, String>> = OnceLock::new();
+
+/// A throwaway server with TLS on (see [`tls_server`]).
+#[derive(Debug)]
+pub struct TlsServer {
+    /// `postgres://audex@localhost:PORT/postgres?hostaddr=127.0.0.1`: the
+    /// name `localhost` (which the certificate carries), the IPv4 address.
+    pub url: String,
+    /// The same server by address, which the certificate does not carry.
+    pub url_by_address: String,
+    /// The CA that signed the server's certificate (PEM).
+    pub ca_pem: PathBuf,
+    /// A CA that signed nothing of this server's (PEM).
+    pub other_ca_pem: PathBuf,
+    _server: Server,
+}
 
 /// A URL of a database the caller may create tables in. Panics with a
 /// message saying how to install PostgreSQL when no server can be had.
@@ -38,10 +62,121 @@ pub fn test_database_url() -> String {
             return url;
         }
     }
-    match SERVER.get_or_init(start) {
+    match SERVER.get_or_init(|| start(None)) {
         Ok(s) => s.url.clone(),
         Err(e) => panic!("no PostgreSQL server for the tests: {e}"),
     }
+}
+
+/// The URL of a throwaway server of this process with TLS off, even when
+/// `AUDEX_TEST_DATABASE_URL` is set (whose server may have it on).
+pub fn plain_server_url() -> String {
+    match PLAIN_SERVER.get_or_init(|| start(None)) {
+        Ok(s) => s.url.clone(),
+        Err(e) => panic!("no PostgreSQL server for the tests: {e}"),
+    }
+}
+
+/// A throwaway server of this process with TLS on. Panics with what is
+/// missing (PostgreSQL, or `openssl` to make the certificates).
+pub fn tls_server() -> &'static TlsServer {
+    match TLS_SERVER.get_or_init(start_tls) {
+        Ok(s) => s,
+        Err(e) => panic!("no TLS PostgreSQL server for the tests: {e}"),
+    }
+}
+
+fn start_tls() -> Result<TlsServer, String> {
+    // Made here, copied into the server's folder (removed with it).
+    let certs = tempfile::Builder::new()
+        .prefix("audex-pg-certs-")
+        .tempdir()
+        .map_err(|e| format!("temporary folder: {e}"))?;
+    make_certificates(certs.path())?;
+    let server = start(Some(certs.path()))?;
+    let port = server.port;
+    Ok(TlsServer {
+        url: format!("postgres://audex@localhost:{port}/postgres?hostaddr=127.0.0.1"),
+        url_by_address: format!("postgres://audex@127.0.0.1:{port}/postgres"),
+        ca_pem: server.dir.join("ca.pem"),
+        other_ca_pem: server.dir.join("other-ca.pem"),
+        _server: server,
+    })
+}
+
+/// A CA, a server certificate for `localhost` (and not for 127.0.0.1)
+/// signed by it, and an unrelated CA, with the machine's `openssl`.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    let openssl = |args: &[&str], what: &str| {
+        let mut c = Command::new("openssl");
+        c.current_dir(dir).args(args);
+        run(c, what).map_err(|e| {
+            format!("{e} (the TLS tests make their certificates with the `openssl` command; install it, e.g. `apt-get install openssl`)")
+        })
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    for (name, subject) in [
+        ("ca", "/CN=audex test CA"),
+        ("other-ca", "/CN=audex other CA"),
+    ] {
+        let key = format!("{name}.key");
+        let pem = format!("{name}.pem");
+        let mut args = vec!["req", "-x509", "-new", "-nodes"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "3",
+            "-subj",
+            subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&args, "openssl req (CA)")?;
+    }
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&args, "openssl req (server)")?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("server.ext: {e}"))?;
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "3",
+            "-extfile",
+            "server.ext",
+        ],
+        "openssl x509 (sign)",
+    )?;
+    Ok(())
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
@@ -111,7 +246,9 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
     }
 }
 
-fn start() -> Result<Server, String> {
+/// Start a server; with `tls`, a folder holding `server.pem` and
+/// `server.key`, which it serves TLS with.
+fn start(tls: Option<&Path>) -> Result<Server, String> {
     let bin = find_bin_dir().ok_or_else(|| {
         "PostgreSQL server binaries (initdb, pg_ctl) were not found in PATH or \
          /usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: \
@@ -145,10 +282,32 @@ fn start() -> Result<Server, String> {
     run(initdb, "initdb")?;
 
     let port = free_port()?;
-    let options = format!(
+    let mut options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
         dir.display()
     );
+    if let Some(certs) = tls {
+        // The server reads its key as its own user, and only from a file
+        // no one else may read.
+        for file in ["server.key", "server.pem", "ca.pem", "other-ca.pem"] {
+            std::fs::copy(certs.join(file), dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        }
+        let key = dir.join("server.key");
+        let cert = dir.join("server.pem");
+        let mut chmod = Command::new("chmod");
+        chmod.arg("600").arg(&key);
+        run(chmod, "chmod of the server key")?;
+        if as_postgres {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:postgres").arg(&key).arg(&cert);
+            run(chown, "chown of the server key")?;
+        }
+        options.push_str(&format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ));
+    }
     let mut pg_ctl = pg_command(as_postgres, &bin.join("pg_ctl"));
     pg_ctl
         .arg("-D")
@@ -163,6 +322,8 @@ fn start() -> Result<Server, String> {
     let watcher = spawn_watcher(as_postgres, &bin.join("pg_ctl"), &data, &dir)?;
     Ok(Server {
         url: format!("postgres://audex@127.0.0.1:{port}/postgres"),
+        port,
+        dir,
         _watcher: Mutex::new(watcher),
     })
 }
