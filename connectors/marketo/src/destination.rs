@@ -13,7 +13,7 @@ use audex_core::{
     Result,
 };
 use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::client::{
     ClientOptions, LimitSettings, MarketoClient, MembershipResult, UpsertResult, MAX_BATCH,
@@ -74,29 +74,43 @@ fn marketo_list(list: &ListId) -> Result<u64> {
     })
 }
 
-fn json_value(v: &FieldValue) -> Value {
-    match v {
-        FieldValue::Null => Value::Null,
-        FieldValue::Bool(b) => Value::Bool(*b),
-        FieldValue::Int(i) => Value::from(*i),
-        FieldValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        FieldValue::Text(s) => Value::String(s.clone()),
+/// A field value as JSON: a float that is not finite has no JSON form and
+/// is sent as null (empty).
+struct JsonField<'a>(&'a FieldValue);
+
+impl Serialize for JsonField<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            FieldValue::Null => s.serialize_unit(),
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::Int(i) => s.serialize_i64(*i),
+            FieldValue::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            FieldValue::Float(_) => s.serialize_unit(),
+            FieldValue::Text(t) => s.serialize_str(t),
+        }
     }
 }
 
-/// A record as a Sync Leads input object. The lookup field always carries
-/// the record's key, so the lead Marketo matches is the one we keyed.
-fn lead_input(lookup_field: &str, record: &Record) -> Map<String, Value> {
-    let mut obj: Map<String, Value> = record
-        .fields
-        .iter()
-        .map(|(k, v)| (k.clone(), json_value(v)))
-        .collect();
-    obj.insert(
-        lookup_field.to_string(),
-        Value::String(record.key.as_str().to_string()),
-    );
-    obj
+/// A record as a Sync Leads input object, serialized straight from the
+/// record (no intermediate JSON tree). The lookup field always carries the
+/// record's key, so the lead Marketo matches is the one we keyed.
+struct LeadInput<'a> {
+    lookup_field: &'a str,
+    record: &'a Record,
+}
+
+impl Serialize for LeadInput<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let fields = &self.record.fields;
+        let mut map = s.serialize_map(Some(fields.len() + 1))?;
+        for (name, value) in fields {
+            if name != self.lookup_field {
+                map.serialize_entry(name, &JsonField(value))?;
+            }
+        }
+        map.serialize_entry(self.lookup_field, self.record.key.as_str())?;
+        map.end()
+    }
 }
 
 fn bad_id(id: &MemberId) -> Rejection {
@@ -184,11 +198,14 @@ impl Destination for MarketoDestination {
     }
 
     async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
-        let input = records
+        let input: Vec<LeadInput<'_>> = records
             .iter()
-            .map(|r| lead_input(&self.lookup_field, r))
+            .map(|record| LeadInput {
+                lookup_field: &self.lookup_field,
+                record,
+            })
             .collect();
-        let results = self.client.upsert_leads(&self.lookup_field, input).await?;
+        let results = self.client.upsert_leads(&self.lookup_field, &input).await?;
         Ok(records
             .iter()
             .zip(results)
@@ -272,9 +289,14 @@ mod tests {
             key: RecordKey::new("ada@example.com"),
             fields,
         };
-        let obj = lead_input("email", &r);
+        let obj = serde_json::to_value(LeadInput {
+            lookup_field: "email",
+            record: &r,
+        })
+        .expect("serializes");
         assert_eq!(obj["email"], "ada@example.com");
         assert_eq!(obj["firstName"], "Ada");
-        assert_eq!(obj["score"], Value::Null);
+        assert_eq!(obj["score"], serde_json::Value::Null);
+        assert_eq!(obj.as_object().map(|o| o.len()), Some(3));
     }
 }

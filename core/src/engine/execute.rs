@@ -8,7 +8,8 @@
 //! once serve every list of the destination: a later export finds them
 //! unchanged in the state store and only adds them.
 
-use std::collections::HashMap;
+/// A per-call lookup by key: foldhash, as in the planning index.
+type ByKey<'a, T> = std::collections::HashMap<&'a str, &'a T, foldhash::fast::RandomState>;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -263,7 +264,7 @@ impl Executor<'_> {
                 return Some(e);
             }
         };
-        let by_key: HashMap<&str, &RecordOutcome> =
+        let by_key: ByKey<'_, RecordOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
@@ -280,7 +281,7 @@ impl Executor<'_> {
                 }
                 Some(Err(rejection)) => {
                     plan.index.entry_mut(i).flags |= flag::REJECTED;
-                    let row = plan.index.entry(i).row;
+                    let row = plan.index.entry(i).row();
                     if let Err(e) = self.rejects.write(RejectLine {
                         segment: self.segment,
                         row: Some(row),
@@ -334,7 +335,7 @@ impl Executor<'_> {
                 return Some(e);
             }
         };
-        let by_key: HashMap<&str, &MemberOutcome> =
+        let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
@@ -353,7 +354,7 @@ impl Executor<'_> {
                     // hand): forget it so the next run upserts it again.
                     cp.forget_records.push(key.to_string());
                     plan.index.entry_mut(*i).flags |= flag::FAILED;
-                    let row = plan.index.entry(*i).row;
+                    let row = plan.index.entry(*i).row();
                     if let Err(e) = self.rejects.write(RejectLine {
                         segment: self.segment,
                         row: Some(row),
@@ -396,7 +397,7 @@ impl Executor<'_> {
             Ok(o) => o,
             Err(e) => return Some(e),
         };
-        let by_key: HashMap<&str, &MemberOutcome> =
+        let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         for m in &batch {

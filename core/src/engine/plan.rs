@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::index::{flag, Inserted, SegmentIndex};
+use super::index::{flag, Inserted, SegmentIndex, MAX_ROWS};
 use super::rejects::{RejectLine, RejectsFile, DUPLICATE_KEY};
 use super::{RunEvent, RunObserver, TargetExport};
 use crate::destination::Destination;
@@ -123,9 +123,12 @@ pub(crate) async fn plan_segment(
         let batch = batch?;
         let first_row = plan.read;
         plan.read += batch.num_rows() as u64;
-        if plan.read > cx.max_profiles {
+        // Row numbers are kept as u32 in the index; no real segment
+        // reaches that, and max_profiles stops far sooner.
+        let limit = cx.max_profiles.min(MAX_ROWS);
+        if plan.read > limit {
             drop(stream);
-            return Err(too_large(export, cx.max_profiles).await);
+            return Err(too_large(export, limit).await);
         }
         let mapped = mapper.map_batch(&batch, first_row);
         plan.truncated_values += mapped.truncated_values;
@@ -143,7 +146,7 @@ pub(crate) async fn plan_segment(
         for (row, record) in &mapped.records {
             if let Inserted::Duplicate(first) = plan.index.insert(*row, record) {
                 plan.rejected += 1;
-                let first_row = plan.index.entry(first).row;
+                let first_row = plan.index.entry(first).row();
                 let raw = match record.fields.get(&lookup_field) {
                     Some(FieldValue::Text(s)) => Some(s.as_str()),
                     _ => None,

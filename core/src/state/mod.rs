@@ -77,7 +77,7 @@ impl StateStore {
             // of up to millions of rows. A page cache that holds their inner
             // pages and a WAL that folds many commits of the same leaf page
             // into one write back keep that cheap (bench: 1M profiles).
-            conn.pragma_update(None, "cache_size", -65_536)
+            conn.pragma_update(None, "cache_size", -16_384)
                 .map_err(db_err("set the cache size"))?;
             conn.pragma_update(None, "wal_autocheckpoint", 16_384)
                 .map_err(db_err("set the WAL checkpoint size"))?;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use audex_core::{Error, FieldSpec, FieldType, Rejection, Result};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::classify::record as record_codes;
 use super::request::{ApiRequest, Body, Method};
@@ -248,11 +248,12 @@ impl MarketoClient {
     }
 
     /// createOrUpdate up to 300 leads by `lookup_field`; results in input
-    /// order (facts §6: same order, same length; skipped entries may lack an id).
-    pub async fn upsert_leads(
+    /// order (facts §6: same order, same length; skipped entries may lack an
+    /// id). Each input item serializes as one lead object.
+    pub async fn upsert_leads<T: Serialize>(
         &self,
         lookup_field: &str,
-        input: Vec<Map<String, Value>>,
+        input: &[T],
     ) -> Result<Vec<UpsertResult>> {
         let op = "sync_leads";
         check_batch(op, input.len())?;
@@ -260,13 +261,20 @@ impl MarketoClient {
             return Ok(Vec::new());
         }
         let n = input.len();
-        let body = json!({
-            "action": "createOrUpdate",
-            "lookupField": lookup_field,
-            "input": input,
-        });
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct SyncLeads<'a, T> {
+            action: &'static str,
+            lookup_field: &'a str,
+            input: &'a [T],
+        }
+        let body = SyncLeads {
+            action: "createOrUpdate",
+            lookup_field,
+            input,
+        };
         let env = self
-            .call(ApiRequest::post_json(op, "/rest/v1/leads.json", body))
+            .call(ApiRequest::post_json(op, "/rest/v1/leads.json", &body))
             .await?;
         if env.result.len() != n {
             return Err(unexpected(
@@ -323,12 +331,18 @@ impl MarketoClient {
             return Ok(HashMap::new());
         }
         // The JSON body form (facts §8): no URL length to worry about.
-        let input: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
-        let mut req = ApiRequest::post_json(
-            op,
-            format!("/rest/v1/lists/{list}/leads.json"),
-            json!({ "input": input }),
-        );
+        #[derive(Serialize)]
+        struct Id {
+            id: u64,
+        }
+        #[derive(Serialize)]
+        struct Input {
+            input: Vec<Id>,
+        }
+        let body = Input {
+            input: ids.iter().map(|&id| Id { id }).collect(),
+        };
+        let mut req = ApiRequest::post_json(op, format!("/rest/v1/lists/{list}/leads.json"), &body);
         req.method = method;
         let env = self.call(req).await?;
         let mut out = HashMap::with_capacity(ids.len());
@@ -496,6 +510,7 @@ impl MarketoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn describe_items_become_field_specs() {

@@ -2,7 +2,7 @@
 //! body, and the switch to `POST` + `_method=GET` when a read's URL would
 //! pass Marketo's 8 KB limit (facts §3, HTTP 414).
 
-use serde_json::Value;
+use serde::Serialize;
 use url::form_urlencoded;
 
 use super::retry::Idempotency;
@@ -22,7 +22,8 @@ pub enum Method {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Body {
     None,
-    Json(Value),
+    /// Serialized once, however often the call is retried.
+    Json(JsonBody),
     /// A multipart upload of one file plus text fields (bulk import).
     File {
         field: &'static str,
@@ -30,6 +31,30 @@ pub enum Body {
         content_type: &'static str,
         bytes: Vec<u8>,
     },
+}
+
+/// A JSON body, serialized. Its `Debug` shows only its size: bodies carry
+/// people's emails.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonBody(Vec<u8>);
+
+impl JsonBody {
+    /// Serialize `value`. The bodies this client sends (maps with string
+    /// keys, numbers, strings) always serialize; were one ever to fail, the
+    /// body is `null`, which Marketo refuses with a visible error (609).
+    pub fn new(value: &impl Serialize) -> JsonBody {
+        JsonBody(serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for JsonBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonBody({} bytes)", self.0.len())
+    }
 }
 
 /// What the answer's body is expected to be.
@@ -71,10 +96,14 @@ impl ApiRequest {
         }
     }
 
-    pub fn post_json(op: &'static str, path: impl Into<String>, body: Value) -> ApiRequest {
+    pub fn post_json(
+        op: &'static str,
+        path: impl Into<String>,
+        body: &impl Serialize,
+    ) -> ApiRequest {
         ApiRequest {
             method: Method::Post,
-            body: Body::Json(body),
+            body: Body::Json(JsonBody::new(body)),
             ..ApiRequest::get(op, path)
         }
     }
@@ -240,7 +269,7 @@ mod tests {
         let p = r.prepare("https://h", true);
         assert_eq!(p.method, Method::Post);
         assert_eq!(p.form.as_deref(), Some("a=b&_method=GET"));
-        let post = ApiRequest::post_json("x", "/rest/v1/leads.json", serde_json::json!({}));
+        let post = ApiRequest::post_json("x", "/rest/v1/leads.json", &serde_json::json!({}));
         assert_eq!(post.prepare("https://h", true).method, Method::Post);
         assert_eq!(post.prepare("https://h", true).form, None);
     }

@@ -274,7 +274,11 @@ impl MarketoClient {
         } else {
             match &req.body {
                 Body::None => {}
-                Body::Json(v) => builder = builder.json(v),
+                Body::Json(json) => {
+                    builder = builder
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(json.bytes().to_vec());
+                }
                 Body::File {
                     field,
                     filename,
@@ -307,10 +311,8 @@ impl MarketoClient {
                 message: format!("HTTP {status}"),
             });
         }
-        let envelope = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .filter(|v| v.get("success").is_some())
-            .map(serde_json::from_value::<Envelope>);
+        // One pass: a body without `success` is not an envelope.
+        let envelope = Some(serde_json::from_slice::<Envelope>(&body));
         match envelope {
             Some(Ok(env)) if env.success => Ok(Attempt::Done(Reply::Envelope(env))),
             Some(Ok(env)) => {

@@ -9,7 +9,8 @@ use serde_json::Value;
 pub struct Envelope {
     #[serde(default, rename = "requestId")]
     pub request_id: Option<String>,
-    #[serde(default)]
+    /// Required: a body without it is not an envelope (an HTML error page,
+    /// a bulk file).
     pub success: bool,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub result: Vec<Value>,
