@@ -108,8 +108,9 @@ async fn first_run_then_only_changes_with_rejects_and_counts_that_add_up() {
     assert_eq!(n(s, "added"), 700);
     assert_eq!(
         n(s, "read"),
-        n(s, "rejected") + n(s, "upserted") + n(s, "unchanged") + n(s, "failed")
+        n(s, "rejected") + n(s, "upserted") + n(s, "unchanged") + n(s, "failed") + n(s, "pending")
     );
+    assert_eq!(n(s, "pending"), 0);
     // 3 upserts + 3 adds of 300, plus describe.
     assert_eq!(n(&r, "calls_total"), 7);
     assert_eq!(n(&dry, "calls_total"), n(&r, "calls_total"));
@@ -177,6 +178,15 @@ async fn a_spent_quota_pauses_with_75_and_the_next_run_completes() {
         assert_eq!(code, 75, "{out}\n{err}");
         assert_eq!(r["status"], "paused");
         assert_eq!(r["error"]["class"], "quota_exhausted", "{out}");
+        // What the quota stopped is pending, not failed: nothing failed.
+        let s = &r["segments"][0];
+        assert_eq!(n(s, "failed"), 0, "{out}");
+        assert!(n(s, "pending") > 0, "{out}");
+        assert_eq!(
+            n(s, "read"),
+            n(s, "rejected") + n(s, "upserted") + n(s, "unchanged") + n(s, "pending"),
+            "{out}"
+        );
         paused += 1;
         assert!(paused < 10, "no progress after {paused} paused runs");
         sim.reset_daily_quota();

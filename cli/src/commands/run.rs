@@ -314,13 +314,14 @@ impl RunObserver for Progress {
                 }
                 if !self.tty {
                     eprintln!(
-                        "audex: segment {}: {} upserted, {} added, {} removed, {} rejected, {} failed, {} calls",
+                        "audex: segment {}: {} upserted, {} added, {} removed, {} rejected, {} failed, {} pending, {} calls",
                         report.segment,
                         report.upserted,
                         report.added,
                         report.removed,
                         report.rejected,
                         report.failed,
+                        report.pending,
                         report.calls
                     );
                 }
@@ -341,6 +342,7 @@ pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Ve
         "upserted",
         "unchanged",
         "failed",
+        "pending",
         "added",
         "removed",
         "calls",
@@ -357,6 +359,7 @@ pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Ve
             s.upserted.to_string(),
             s.unchanged.to_string(),
             s.failed.to_string(),
+            s.pending.to_string(),
             s.added.to_string(),
             s.removed.to_string(),
             s.calls.to_string(),

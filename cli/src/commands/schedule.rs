@@ -272,7 +272,7 @@ impl ScheduleObserver for Log {
                             r.segments.iter().map(f).sum()
                         };
                         let mut line = format!(
-                            "{now} {destination}: run {} {}: {} read, {} upserted, {} unchanged, {} added, {} removed, {} rejected, {} failed; {} calls in {:.1} s",
+                            "{now} {destination}: run {} {}: {} read, {} upserted, {} unchanged, {} added, {} removed, {} rejected, {} failed, {} pending; {} calls in {:.1} s",
                             r.run_id,
                             r.status,
                             sum(|s| s.read),
@@ -282,6 +282,7 @@ impl ScheduleObserver for Log {
                             sum(|s| s.removed),
                             sum(|s| s.rejected),
                             sum(|s| s.failed),
+                            sum(|s| s.pending),
                             r.calls_total,
                             r.duration_ms as f64 / 1000.0
                         );

@@ -258,8 +258,12 @@ impl Executor<'_> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                for &i in &batch {
-                    plan.index.entry_mut(i).flags |= flag::FAILED;
+                // Refused for the quota or budget: nothing was sent, the rows
+                // stay pending.
+                if e.class() != ErrorClass::QuotaExhausted {
+                    for &i in &batch {
+                        plan.index.entry_mut(i).flags |= flag::FAILED;
+                    }
                 }
                 return Some(e);
             }
@@ -329,8 +333,10 @@ impl Executor<'_> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                for (i, _) in &batch {
-                    plan.index.entry_mut(*i).flags |= flag::FAILED;
+                if e.class() != ErrorClass::QuotaExhausted {
+                    for (i, _) in &batch {
+                        plan.index.entry_mut(*i).flags |= flag::FAILED;
+                    }
                 }
                 return Some(e);
             }

@@ -4,7 +4,8 @@
 //! # How the counts add up
 //!
 //! Every row the source returns for a segment (`read`) ends in exactly one of
-//! four buckets, so `read = rejected + upserted + unchanged + failed`:
+//! five buckets, so `read = rejected + upserted + unchanged + failed +
+//! pending`:
 //!
 //! - `rejected`: refused and not exported: by audex before sending (mapping or
 //!   validation error, duplicate lookup key) or by the destination for that
@@ -13,10 +14,12 @@
 //!   destination confirmed it; it is a confirmed member of the list.
 //! - `unchanged`: the record matched what was last sent, so it was not sent
 //!   again; it is a confirmed member of the list.
-//! - `failed`: the destination did not confirm the row in this run: its call
-//!   failed after retries, the destination refused its list membership, or the
-//!   run stopped (quota, budget, interruption, fatal error) before it was
-//!   sent. A rerun retries it.
+//! - `failed`: a call for the row was made and did not succeed: it failed
+//!   after retries, or the destination refused the row's list membership. A
+//!   rerun retries it.
+//! - `pending`: the row was not sent because the run stopped first (daily
+//!   quota or call budget, interruption, a fatal error elsewhere). A rerun
+//!   sends it; a paused run's `pending` is what the next run will do.
 //!
 //! `added` counts members added to the list in this run (a subset of
 //! `upserted + unchanged`); `removed` counts members removed (leavers in
@@ -97,6 +100,8 @@ pub struct SegmentReport {
     pub removed: u64,
     pub unchanged: u64,
     pub failed: u64,
+    /// Rows not sent because the run stopped before them.
+    pub pending: u64,
     pub calls: u64,
     /// Values cut to their destination field's length (the row was sent).
     pub truncated_values: u64,
@@ -115,14 +120,16 @@ impl SegmentReport {
             removed: 0,
             unchanged: 0,
             failed: 0,
+            pending: 0,
             calls: 0,
             truncated_values: 0,
         }
     }
 
-    /// Whether `read = rejected + upserted + unchanged + failed` holds.
+    /// Whether `read = rejected + upserted + unchanged + failed + pending`
+    /// holds.
     pub fn adds_up(&self) -> bool {
-        self.read == self.rejected + self.upserted + self.unchanged + self.failed
+        self.read == self.rejected + self.upserted + self.unchanged + self.failed + self.pending
     }
 }
 

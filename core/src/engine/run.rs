@@ -319,14 +319,16 @@ pub(crate) fn count_rows(plan: &SegmentPlan, seg: &mut SegmentReport) {
     seg.upserted = 0;
     seg.unchanged = 0;
     seg.failed = 0;
+    seg.pending = 0;
     for e in plan.index.entries() {
         if e.has(flag::REJECTED) {
             seg.rejected += 1;
-        } else if e.has(flag::FAILED)
-            || (e.has(flag::NEEDS_UPSERT) && !e.has(flag::UPSERTED))
+        } else if e.has(flag::FAILED) {
+            seg.failed += 1;
+        } else if (e.has(flag::NEEDS_UPSERT) && !e.has(flag::UPSERTED))
             || (e.has(flag::NEEDS_ADD) && !e.has(flag::ADDED))
         {
-            seg.failed += 1;
+            seg.pending += 1;
         } else if e.has(flag::NEEDS_UPSERT) {
             seg.upserted += 1;
         } else {

@@ -185,8 +185,8 @@ impl StateStore {
         for (i, s) in report.segments.iter().enumerate() {
             tx.execute(
                 "INSERT INTO run_segments (run_id, position, segment, list_id, mode, read, rejected,
-                     upserted, added, removed, unchanged, failed, calls, truncated_values)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     upserted, added, removed, unchanged, failed, calls, truncated_values, pending)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     report.run_id,
                     i as i64,
@@ -202,6 +202,7 @@ impl StateStore {
                     s.failed as i64,
                     s.calls as i64,
                     s.truncated_values as i64,
+                    s.pending as i64,
                 ],
             )
             .map_err(db_err("record a segment's counts"))?;
@@ -286,7 +287,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
     let mut stmt = conn
         .prepare(
             "SELECT segment, list_id, mode, read, rejected, upserted, added, removed, unchanged,
-                    failed, calls, truncated_values
+                    failed, calls, truncated_values, pending
              FROM run_segments WHERE run_id = ?1 ORDER BY position",
         )
         .map_err(db_err("read a run's segments"))?;
@@ -311,6 +312,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
                 failed: n(9)?,
                 calls: n(10)?,
                 truncated_values: n(11)?,
+                pending: n(12)?,
             })
         })
         .map_err(db_err("read a run's segments"))?;

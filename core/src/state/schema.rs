@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT
     );
     "#,
+    // 3: rows a stopped run never sent, apart from the ones that failed.
+    // Runs recorded before count them in `failed`.
+    r#"
+    ALTER TABLE run_segments ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
