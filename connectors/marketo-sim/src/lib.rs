@@ -18,7 +18,7 @@ mod api;
 mod bulk;
 mod config;
 mod envelope;
-mod faults;
+pub mod faults;
 mod fields;
 mod gate;
 mod request;

@@ -12,6 +12,7 @@ use audex_core::{
 use audex_marketo::client::retry::Backoff;
 use audex_marketo::client::{ClientOptions, ListLookup};
 use audex_marketo::{MarketoConfig, MarketoDestination};
+use audex_marketo_sim::faults::decide;
 use audex_marketo_sim::{
     FaultConfig, FaultKind, LatencyModel, SimConfig, SimField, SimHandle, Simulator,
 };
@@ -206,6 +207,62 @@ async fn token_expiry_mid_sequence_reauthenticates_once_and_retries() {
     assert_eq!(refused, 1, "one refused call: {:?}", c.codes);
     assert_eq!(c.calls("identity"), 2, "{:?}", c.by_op);
     assert_eq!(c.calls("sync_leads"), 3);
+}
+
+/// Faults where only token expiries happen, at calls picked by the seed.
+fn token_expiries(seed: u64, rate: f64) -> FaultConfig {
+    FaultConfig {
+        seed,
+        rate,
+        kinds: vec![FaultKind::TokenExpiry],
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_token_that_expires_again_is_renewed_again() {
+    // A seed whose first two Marketo calls meet a token expiry and whose
+    // third does not: the one upsert is refused twice, with two different
+    // tokens, before it goes through.
+    let seed = (0..10_000u64)
+        .find(|&s| {
+            let f = token_expiries(s, 0.5);
+            decide(&f, 0).is_some() && decide(&f, 1).is_some() && decide(&f, 2).is_none()
+        })
+        .expect("a seed exists");
+    let sim = start(SimConfig {
+        faults: token_expiries(seed, 0.5),
+        ..sim_config()
+    })
+    .await;
+    let dest = destination(&config(&sim, 100, 1, 50_000));
+    let out = dest
+        .upsert(&records("again", 3))
+        .await
+        .expect("two expiries in a row are not an auth failure");
+    assert!(out.iter().all(|o| o.result.is_ok()));
+    let c = sim.counters();
+    assert_eq!(c.code("602"), 2, "{:?}", c.codes);
+    assert_eq!(c.calls("identity"), 3, "{:?}", c.by_op);
+    assert_eq!(c.calls("sync_leads"), 3, "{:?}", c.by_op);
+}
+
+#[tokio::test]
+async fn a_token_refused_every_time_fails_as_auth_after_a_bound() {
+    let sim = start(SimConfig {
+        faults: token_expiries(1, 1.0),
+        ..sim_config()
+    })
+    .await;
+    let dest = destination(&config(&sim, 100, 1, 50_000));
+    let e = dest
+        .upsert(&records("never", 2))
+        .await
+        .expect_err("every call refused");
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    let c = sim.counters();
+    let tries = u64::from(audex_marketo::client::service::MAX_REAUTHS) + 1;
+    assert_eq!(c.calls("sync_leads"), tries, "{:?}", c.by_op);
+    assert_eq!(c.calls("identity"), tries, "{:?}", c.by_op);
 }
 
 #[tokio::test]

@@ -82,6 +82,10 @@ enum Attempt {
     },
 }
 
+/// New tokens one call may ask for before its 601/602 counts as an
+/// authentication failure.
+pub const MAX_REAUTHS: u32 = 3;
+
 impl MarketoClient {
     /// A client sharing the process-wide limiter of `endpoint`'s instance and
     /// the token cache of `client_id`.
@@ -152,7 +156,7 @@ impl MarketoClient {
         let backoff = &self.opts.backoff;
         let mut attempts = 0u32;
         let mut throttles = 0u32;
-        let mut reauthed = false;
+        let mut reauths = 0u32;
         let mut force_post = false;
         loop {
             attempts += 1;
@@ -174,14 +178,17 @@ impl MarketoClient {
             );
             let may_repeat = nothing_executed || req.idempotency == Idempotency::Idempotent;
             match verdict {
-                Verdict::Reauth if !reauthed => {
-                    reauthed = true;
+                // A token can expire (or be replaced by another process's
+                // Identity call) between our fetch and Marketo's check, even
+                // a fresh one; a few in a row mean the token is refused.
+                Verdict::Reauth if reauths < MAX_REAUTHS => {
+                    reauths += 1;
                     attempts -= 1;
                     self.auth.invalidate(&token).await;
                 }
                 Verdict::Reauth => {
                     return Err(Error::auth(format!(
-                        "{}: Marketo refused a fresh access token ({message})",
+                        "{}: Marketo refused {MAX_REAUTHS} fresh access tokens in a row ({message})",
                         req.op
                     )))
                 }
