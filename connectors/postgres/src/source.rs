@@ -13,7 +13,8 @@ use audex_core::{
     Error, ErrorClass, RecordBatchStream, Result, Secret, SegmentQuery, SegmentSource,
 };
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, Socket, Statement};
 
 use crate::arrow::{plan, to_batch, Plan};
 use crate::config::{describe_target, parse_url, PostgresConfig};
@@ -57,31 +58,10 @@ impl PostgresSource {
         let connector = crate::tls::connector(&tls)
             .map_err(|m| Error::new(ErrorClass::Config, format!("PostgreSQL at {target}: {m}")))?;
         let client = match connector {
-            None => {
-                let (client, connection) = config
-                    .connect(NoTls)
-                    .await
-                    .map_err(|e| connect_error(&target, &tls, &e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection closed");
-                    }
-                });
-                client
-            }
-            Some(make) => {
-                let (client, connection) = config
-                    .connect(make)
-                    .await
-                    .map_err(|e| connect_error(&target, &tls, &e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection closed");
-                    }
-                });
-                client
-            }
-        };
+            None => open(&config, NoTls).await,
+            Some(make) => open(&config, make).await,
+        }
+        .map_err(|e| connect_error(&target, &tls, &e))?;
         if let Some(schema) = &self.schema {
             client
                 .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
@@ -90,6 +70,26 @@ impl PostgresSource {
         }
         Ok(client)
     }
+}
+
+/// Connect with `tls` and drive the connection on its own task.
+async fn open<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> std::result::Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::TlsConnect: Send,
+    T::Stream: Send + 'static,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
 }
 
 /// Double-quote an identifier, doubling quotes inside it.

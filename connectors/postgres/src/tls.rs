@@ -329,22 +329,25 @@ fn root_store(root: Option<&RootCerts>) -> Result<RootCertStore, String> {
 /// docs); `None` for `sslmode=disable`.
 pub fn connector(options: &TlsOptions) -> Result<Option<MakeRustlsConnect>, String> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match options.check() {
-        Check::None if options.mode == TlsMode::Disable => return Ok(None),
-        Check::None => Arc::new(Unchecked(provider.clone())),
-        check => {
+    let check = options.check();
+    if check == Check::None && options.mode == TlsMode::Disable {
+        return Ok(None);
+    }
+    let webpki = match check {
+        Check::None => None,
+        Check::Chain | Check::ChainAndName => {
             let roots = root_store(options.root_cert.as_ref())?;
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("cannot set up certificate checks: {e}"))?;
-            if check == Check::Chain {
-                Arc::new(ChainOnly(webpki))
-            } else {
-                webpki
-            }
+            let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("cannot set up certificate checks: {e}"))?;
+            Some(v)
         }
     };
+    let verifier = Arc::new(LibpqVerifier {
+        check,
+        webpki,
+        provider: provider.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
@@ -354,22 +357,40 @@ pub fn connector(options: &TlsOptions) -> Result<Option<MakeRustlsConnect>, Stri
     Ok(Some(MakeRustlsConnect::new(config)))
 }
 
-/// `prefer` and `require`: the connection is encrypted, and the handshake's
-/// signatures are checked against the certificate the server sent, but who
-/// issued that certificate is not (libpq's behaviour in these modes).
+/// The server certificate check of one `sslmode`. Whatever the mode, the
+/// handshake's signatures are checked against the certificate the server
+/// sent, so the connection is encrypted to whoever holds its key; the mode
+/// decides whether who issued that certificate (and for which name) is
+/// checked too:
+/// - `prefer`, `require`: not (libpq's behaviour in these modes);
+/// - `verify-ca`: signed by a trusted CA, for any name;
+/// - `verify-full`: signed by a trusted CA and issued for the host.
 #[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
+struct LibpqVerifier {
+    check: Check,
+    /// The full check; present unless `check` is `None`.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for Unchecked {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if self.check == Check::Chain => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -382,7 +403,7 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -396,59 +417,14 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the full check except that the certificate names the host.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
