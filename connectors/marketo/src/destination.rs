@@ -102,7 +102,8 @@ struct LeadInput<'a> {
 impl Serialize for LeadInput<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let fields = &self.record.fields;
-        let mut map = s.serialize_map(Some(fields.len() + 1))?;
+        let len = fields.len() + usize::from(!fields.contains_key(self.lookup_field));
+        let mut map = s.serialize_map(Some(len))?;
         for (name, value) in fields {
             if name != self.lookup_field {
                 map.serialize_entry(name, &JsonField(value))?;

@@ -71,6 +71,11 @@ pub fn test_database_url() -> String {
 /// The URL of a throwaway server of this process with TLS off, even when
 /// `AUDEX_TEST_DATABASE_URL` is set (whose server may have it on).
 pub fn plain_server_url() -> String {
+    let external = std::env::var(TEST_DATABASE_URL_VAR).is_ok_and(|u| !u.trim().is_empty());
+    if !external {
+        // The shared server is this process's own, started with TLS off.
+        return test_database_url();
+    }
     match PLAIN_SERVER.get_or_init(|| start(None)) {
         Ok(s) => s.url.clone(),
         Err(e) => panic!("no PostgreSQL server for the tests: {e}"),

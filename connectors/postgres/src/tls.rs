@@ -108,11 +108,6 @@ impl TlsOptions {
         }
     }
 
-    /// Whether the certificate is checked at all (for error hints).
-    pub fn verifies(&self) -> bool {
-        self.check() != Check::None
-    }
-
     /// Resolve a relative `sslrootcert` against the config file's folder.
     pub fn resolve(mut self, base_dir: &Path) -> TlsOptions {
         if let Some(RootCerts::File(p)) = &self.root_cert {
@@ -188,7 +183,11 @@ pub fn split_tls_options(conn: &str) -> Result<(String, TlsOptions), String> {
     Ok((rest, TlsOptions { mode, root_cert }))
 }
 
-const TAKEN: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl"];
+/// Whether `key` is a TLS option this module takes out of the string: one
+/// it handles, or one it refuses with a reason.
+fn is_taken(key: &str) -> bool {
+    key == "sslmode" || key == "sslrootcert" || UNSUPPORTED.iter().any(|(k, _)| *k == key)
+}
 
 /// URL form: the options are query parameters, percent-encoded.
 fn split_url(url: &str) -> (String, Vec<(String, String)>) {
@@ -205,7 +204,7 @@ fn split_url(url: &str) -> (String, Vec<(String, String)>) {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(k);
-        if TAKEN.contains(&key.as_str()) {
+        if is_taken(&key) {
             taken.push((key, decode(v)));
         } else {
             kept.push(pair);
@@ -277,7 +276,7 @@ fn split_key_values(s: &str) -> Result<(String, Vec<(String, String)>), String> 
                 i += 1;
             }
         }
-        if TAKEN.contains(&key.as_str()) {
+        if is_taken(&key) {
             taken.push((key, value));
         } else {
             kept.push(chars[start..i].iter().collect());
@@ -329,10 +328,10 @@ fn root_store(root: Option<&RootCerts>) -> Result<RootCertStore, String> {
 /// docs); `None` for `sslmode=disable`.
 pub fn connector(options: &TlsOptions) -> Result<Option<MakeRustlsConnect>, String> {
     let provider = provider();
-    let check = options.check();
-    if check == Check::None && options.mode == TlsMode::Disable {
+    if options.mode == TlsMode::Disable {
         return Ok(None);
     }
+    let check = options.check();
     let webpki = match check {
         Check::None => None,
         Check::Chain | Check::ChainAndName => {

@@ -8,8 +8,6 @@
 //! once serve every list of the destination: a later export finds them
 //! unchanged in the state store and only adds them.
 
-/// A per-call lookup by key: foldhash, as in the planning index.
-type ByKey<'a, T> = std::collections::HashMap<&'a str, &'a T, foldhash::fast::RandomState>;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +28,16 @@ use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
 /// After this many whole-call failures in a row (each already retried by
 /// the destination), the destination is taken to be down and the run stops.
 const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+
+/// A per-call lookup by key: foldhash, as in the planning index.
+type ByKey<'a, T> = std::collections::HashMap<&'a str, &'a T, foldhash::fast::RandomState>;
+
+/// Whether a call that ended in `e` reached the destination: one refused
+/// for the daily quota or call budget sent nothing, so its rows stay
+/// pending rather than failed.
+fn was_sent(e: &Error) -> bool {
+    e.class() != ErrorClass::QuotaExhausted
+}
 
 /// Why execution stopped before the plan was done.
 #[derive(Debug)]
@@ -258,9 +266,7 @@ impl Executor<'_> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                // Refused for the quota or budget: nothing was sent, the rows
-                // stay pending.
-                if e.class() != ErrorClass::QuotaExhausted {
+                if was_sent(&e) {
                     for &i in &batch {
                         plan.index.entry_mut(i).flags |= flag::FAILED;
                     }
@@ -333,7 +339,7 @@ impl Executor<'_> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                if e.class() != ErrorClass::QuotaExhausted {
+                if was_sent(&e) {
                     for (i, _) in &batch {
                         plan.index.entry_mut(*i).flags |= flag::FAILED;
                     }

@@ -7,7 +7,7 @@
 //! arena, and a hash table of entry numbers finds a key without storing it
 //! twice. Values are encoded tightly (a field number and a tag, a varint
 //! length, the bytes; the lookup field's value, which is the key, as a tag
-//! alone): 1M Marketo-shaped profiles take about 140 MB here. [`Record`]s
+//! alone): the 1M benchmark profiles took 131 MB here. [`Record`]s
 //! are built back only for the batch being sent.
 
 use std::collections::BTreeMap;
@@ -113,6 +113,11 @@ impl Entry {
     pub(crate) fn row(&self) -> u64 {
         u64::from(self.row)
     }
+
+    /// The entry's key and its encoded fields, from `arena`.
+    fn split<'a>(&self, arena: &'a Arena) -> (&'a [u8], &'a [u8]) {
+        arena.get(self.data).split_at(self.key_len as usize)
+    }
 }
 
 /// The segment's rows, keyed by normalised lookup key.
@@ -165,13 +170,9 @@ impl SegmentIndex {
         &mut self.entries
     }
 
-    fn key_bytes(&self, e: &Entry) -> &[u8] {
-        &self.data.get(e.data)[..e.key_len as usize]
-    }
-
     pub(crate) fn key(&self, i: u32) -> &str {
         // Keys are stored from `&str`, so they are valid UTF-8.
-        std::str::from_utf8(self.key_bytes(&self.entries[i as usize])).unwrap_or_default()
+        std::str::from_utf8(self.entries[i as usize].split(&self.data).0).unwrap_or_default()
     }
 
     /// Approximate heap use, for the memory figures in docs and benches.
@@ -185,7 +186,7 @@ impl SegmentIndex {
         let h = self.hasher.hash_one(key.as_bytes());
         self.table
             .find(h, |&i| {
-                self.key_bytes(&self.entries[i as usize]) == key.as_bytes()
+                self.entries[i as usize].split(&self.data).0 == key.as_bytes()
             })
             .copied()
     }
@@ -212,18 +213,15 @@ impl SegmentIndex {
         let h = self.hasher.hash_one(key.as_bytes());
         let (entries, arena, hasher) = (&self.entries, &self.data, &self.hasher);
         self.table.insert_unique(h, i, |&j| {
-            let e = &entries[j as usize];
-            hasher.hash_one(&arena.get(e.data)[..e.key_len as usize])
+            hasher.hash_one(entries[j as usize].split(arena).0)
         });
         Inserted::New(i)
     }
 
     /// The record of an entry, rebuilt for sending.
     pub(crate) fn record(&self, i: u32) -> Record {
-        let e = &self.entries[i as usize];
-        let bytes = self.data.get(e.data);
-        let (key, fields) = bytes.split_at(e.key_len as usize);
-        let key = std::str::from_utf8(key).unwrap_or_default();
+        let key = self.key(i);
+        let fields = self.entries[i as usize].split(&self.data).1;
         Record {
             key: RecordKey::new(key),
             fields: decode(&self.fields, key, fields),

@@ -115,6 +115,9 @@ pub(crate) async fn plan_segment(
         conflicts: 0,
     };
 
+    // Row numbers are kept as u32 in the index; no real segment reaches
+    // that, and max_profiles stops far sooner.
+    let limit = cx.max_profiles.min(MAX_ROWS);
     let mut stream = export.source.stream(&export.query).await?;
     while let Some(batch) = stream.next().await {
         if cx.cancel.is_cancelled() {
@@ -123,9 +126,6 @@ pub(crate) async fn plan_segment(
         let batch = batch?;
         let first_row = plan.read;
         plan.read += batch.num_rows() as u64;
-        // Row numbers are kept as u32 in the index; no real segment
-        // reaches that, and max_profiles stops far sooner.
-        let limit = cx.max_profiles.min(MAX_ROWS);
         if plan.read > limit {
             drop(stream);
             return Err(too_large(export, limit).await);

@@ -29,16 +29,13 @@ use futures::StreamExt;
 use audex_files as _;
 use audex_postgres as _;
 
-fn vm_hwm_mb() -> Option<f64> {
+/// A memory figure of this process from /proc/self/status, in MB:
+/// `VmHWM` (peak RSS) or `VmRSS` (RSS now).
+fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn vm_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -101,7 +98,7 @@ fn mapping() -> BTreeMap<String, String> {
 
 async fn measure(name: &str, src: &dyn SegmentSource, q: &SegmentQuery) {
     reset_hwm();
-    let before = vm_rss_mb().unwrap_or(0.0);
+    let before = status_mb("VmRSS").unwrap_or(0.0);
     let start = Instant::now();
     let schema = src.schema(q).await.expect("schema");
     let mapper =
@@ -116,7 +113,7 @@ async fn measure(name: &str, src: &dyn SegmentSource, q: &SegmentQuery) {
         rejects += mapped.rejects.len() as u64;
     }
     let secs = start.elapsed().as_secs_f64();
-    let peak = vm_hwm_mb().unwrap_or(0.0);
+    let peak = status_mb("VmHWM").unwrap_or(0.0);
     println!(
         "{name:<9} {rows:>9} rows ({records} mapped, {rejects} rejected)  {secs:>6.2} s  \
          {:>9.0} rows/s  peak RSS {peak:>4.0} MB (RSS at start {before:.0} MB)",

@@ -319,10 +319,9 @@ impl MarketoClient {
             });
         }
         // One pass: a body without `success` is not an envelope.
-        let envelope = Some(serde_json::from_slice::<Envelope>(&body));
-        match envelope {
-            Some(Ok(env)) if env.success => Ok(Attempt::Done(Reply::Envelope(env))),
-            Some(Ok(env)) => {
+        match serde_json::from_slice::<Envelope>(&body) {
+            Ok(env) if env.success => Ok(Attempt::Done(Reply::Envelope(env))),
+            Ok(env) => {
                 let (code, msg) = env
                     .first_error()
                     .map(|e| (e.code.clone(), scrub(&e.message)))
@@ -333,10 +332,10 @@ impl MarketoClient {
                     message: format!("Marketo error {code} {msg}"),
                 })
             }
-            Some(Err(_)) | None if req.expect == Expect::Text => Ok(Attempt::Done(Reply::Text(
+            Err(_) if req.expect == Expect::Text => Ok(Attempt::Done(Reply::Text(
                 String::from_utf8_lossy(&body).into_owned(),
             ))),
-            Some(Err(_)) | None => Ok(Attempt::Failed {
+            Err(_) => Ok(Attempt::Failed {
                 verdict: Verdict::Fatal(ErrorClass::Internal),
                 nothing_executed: false,
                 message: "Marketo answered with an unexpected body".to_string(),
