@@ -40,6 +40,10 @@ fn write_config(dir: &Path, sim: &SimHandle, case: &Case<'_>) -> std::path::Path
 async fn check(sim: &SimHandle, case: Case<'_>) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), sim, &case);
+    run_check(config).await
+}
+
+async fn run_check(config: std::path::PathBuf) -> (i32, String, String) {
     let out = tokio::task::spawn_blocking(move || {
         Command::cargo_bin("audex")
             .expect("audex binary")
@@ -52,7 +56,6 @@ async fn check(sim: &SimHandle, case: Case<'_>) -> (i32, String, String) {
     })
     .await
     .expect("join");
-    drop(dir);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -95,8 +98,27 @@ async fn passes_against_the_simulator() {
     ] {
         assert!(line(&stdout, name).starts_with("ok "), "{name}: {stdout}");
     }
+    // The source the exports read, once, after the destination.
+    assert_eq!(stdout.matches("source crm").count(), 1, "{stdout}");
+    let source = line(&stdout, "connect");
+    assert!(source.contains("1 table readable: profiles"), "{source}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(!stdout.contains("sim-client-secret") && !stderr.contains("sim-client-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_be_read_fails_the_check() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &sim, &GOOD);
+    std::fs::remove_file(dir.path().join("data/profiles.csv")).expect("remove");
+    let (code, stdout, stderr) = run_check(config).await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The destination still passes; the source names the missing file.
+    assert!(line(&stdout, "authenticate").starts_with("ok "), "{stdout}");
+    let source = line(&stdout, "connect");
+    assert!(source.starts_with("FAILED"), "{source}");
+    assert!(source.contains("profiles.csv"), "{source}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,8 +27,12 @@ pub enum SegmentQuery {
 /// A source of segments, built from its validated config.
 #[async_trait]
 pub trait SegmentSource: Send + Sync + fmt::Debug {
-    /// Confirm the source can be reached (files exist, database answers).
-    async fn check(&self) -> Result<()>;
+    /// The connection test behind `audex check`: confirm the source can be
+    /// reached and read (files exist and parse, the database answers). `Ok`
+    /// carries one line saying what was reached, for a person (no secrets):
+    /// say what they would otherwise have to find out, such as whether a
+    /// database connection is encrypted.
+    async fn check(&self) -> Result<String>;
 
     /// The columns a segment yields, without reading its rows.
     async fn schema(&self, query: &SegmentQuery) -> Result<SchemaRef>;

@@ -1,5 +1,7 @@
 //! `audex check`: the connection test of each destination (authenticate,
-//! each export's list, each mapped field, consent), one line per step.
+//! each export's list, each mapped field, consent), then of each source
+//! those destinations' exports read (reached and readable; for a database,
+//! whether the session is encrypted), one line per step.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,7 +26,16 @@ fn print_config_error(e: &audex_core::Error) {
     }
 }
 
-/// Run the checks; exit 0 only when every step of every destination passed.
+/// An error's message and, when it has one, its hint, on one line.
+fn with_hint(e: &audex_core::Error) -> String {
+    match e.hint() {
+        Some(h) => format!("{} (hint: {h})", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+/// Run the checks; exit 0 only when every step of every destination and
+/// source passed.
 pub fn run(config: &Path, only: Option<&str>) -> i32 {
     let cfg = match Config::load(config) {
         Ok(c) => c,
@@ -57,6 +68,8 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
     };
     let mut all_ok = true;
     let mut first = true;
+    // The sources the checked destinations read, each once, in order.
+    let mut sources: Vec<&str> = Vec::new();
     for (name, dest_cfg) in &cfg.destinations {
         if only.is_some_and(|o| o != name) {
             continue;
@@ -66,6 +79,13 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
         }
         first = false;
         let settings = dest_cfg.settings();
+        for export in &settings.exports {
+            if let Some(segment) = cfg.segments.get(&export.segment) {
+                if !sources.contains(&segment.source.as_str()) {
+                    sources.push(&segment.source);
+                }
+            }
+        }
         println!("destination {name} ({})", settings.display_name);
         let dest = match dest_cfg.build(&ctx) {
             Ok(d) => d,
@@ -101,6 +121,22 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
             print_result(r);
             all_ok &= r.ok;
         }
+    }
+    for name in sources {
+        let Some(source_cfg) = cfg.sources.get(name) else {
+            continue; // validation guarantees it; nothing to check
+        };
+        println!();
+        println!("source {name}");
+        let result = match source_cfg.build(&ctx) {
+            Ok(source) => match runtime.block_on(source.check()) {
+                Ok(detail) => CheckResult::ok("connect", detail),
+                Err(e) => CheckResult::failed("connect", with_hint(&e)),
+            },
+            Err(e) => CheckResult::failed("build", with_hint(&e)),
+        };
+        print_result(&result);
+        all_ok &= result.ok;
     }
     if all_ok {
         exit::OK

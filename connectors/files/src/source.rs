@@ -177,10 +177,17 @@ fn session_config() -> SessionConfig {
 
 #[async_trait]
 impl SegmentSource for FilesSource {
-    async fn check(&self) -> Result<()> {
+    async fn check(&self) -> Result<String> {
         let session = self.session().await;
         match session.failed.values().next() {
-            None => Ok(()),
+            None => {
+                let n = self.tables.len();
+                Ok(format!(
+                    "{n} table{} readable: {}",
+                    if n == 1 { "" } else { "s" },
+                    self.table_names().join(", ")
+                ))
+            }
             Some(first) if session.failed.len() == 1 => Err(first.to_error()),
             Some(first) => {
                 let names: Vec<_> = session.failed.keys().map(String::as_str).collect();

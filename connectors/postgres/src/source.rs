@@ -47,6 +47,12 @@ impl PostgresSource {
     }
 
     async fn connect(&self) -> Result<Client> {
+        self.connect_described().await.map(|(client, ..)| client)
+    }
+
+    /// Connect, and say to what: the target (host, port, database, never
+    /// the password) and the TLS options in force.
+    async fn connect_described(&self) -> Result<(Client, String, TlsOptions)> {
         let (mut config, tls) =
             parse_url(&self.url).map_err(|m| Error::new(ErrorClass::Config, m))?;
         let tls = tls.resolve(&self.base_dir);
@@ -68,7 +74,7 @@ impl PostgresSource {
                 .await
                 .map_err(|e| db_error("setting the schema", &e))?;
         }
-        Ok(client)
+        Ok((client, target, tls))
     }
 }
 
@@ -268,13 +274,38 @@ struct Cursor {
 
 #[async_trait]
 impl SegmentSource for PostgresSource {
-    async fn check(&self) -> Result<()> {
-        let client = self.connect().await?;
-        client
-            .simple_query("SELECT 1")
+    async fn check(&self) -> Result<String> {
+        let (client, target, tls) = self.connect_described().await?;
+        let what = "checking the connection";
+        // What the server itself says about this session.
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                 coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
             .await
-            .map_err(|e| db_error("checking the connection", &e))?;
-        Ok(())
+            .map_err(|e| db_error(what, &e))?;
+        let version: String = row.try_get(0).map_err(|e| db_error(what, &e))?;
+        let encrypted: bool = row.try_get(1).map_err(|e| db_error(what, &e))?;
+        if let Some(schema) = &self.schema {
+            // `SET search_path` accepts a schema that does not exist.
+            let found = client
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema])
+                .await
+                .map_err(|e| db_error(what, &e))?;
+            if found.is_none() {
+                return Err(Error::new(
+                    ErrorClass::Config,
+                    format!("PostgreSQL at {target}: schema {schema:?} does not exist"),
+                )
+                .with_hint("`schema` names the schema a segment's `table:` is looked up in"));
+            }
+        }
+        Ok(format!(
+            "PostgreSQL {version} at {target}; {}",
+            tls.describe(encrypted)
+        ))
     }
 
     async fn fingerprint(&self) -> Result<Option<String>> {

@@ -108,6 +108,25 @@ impl TlsOptions {
         }
     }
 
+    /// For `audex check`: how an encrypted session's server was checked,
+    /// or, for an unencrypted one, why it is not encrypted.
+    pub fn describe(&self, encrypted: bool) -> String {
+        let mode = self.mode.as_str();
+        match (encrypted, self.check()) {
+            (false, _) if self.mode == TlsMode::Disable => "TLS off (sslmode=disable)".into(),
+            (false, _) => format!("TLS off (sslmode={mode}: the server does not offer it)"),
+            (true, Check::ChainAndName) => {
+                format!("TLS, certificate and host name checked (sslmode={mode})")
+            }
+            (true, Check::Chain) => {
+                format!("TLS, certificate checked, host name not (sslmode={mode})")
+            }
+            (true, Check::None) => format!(
+                "TLS, certificate not checked (sslmode={mode}; use verify-full outside your own network)"
+            ),
+        }
+    }
+
     /// Resolve a relative `sslrootcert` against the config file's folder.
     pub fn resolve(mut self, base_dir: &Path) -> TlsOptions {
         if let Some(RootCerts::File(p)) = &self.root_cert {

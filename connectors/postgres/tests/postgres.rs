@@ -183,6 +183,21 @@ async fn schema_setting_resolves_tables() {
             .expect("qualified"),
         2
     );
+
+    // The connection test looks the schema up: PostgreSQL itself accepts
+    // a search_path naming a schema that does not exist.
+    let detail = src.check().await.expect("check passes");
+    assert!(detail.starts_with("PostgreSQL "), "{detail}");
+    let e = source(serde_json::json!({"schema": "no_such_schema"}))
+        .check()
+        .await
+        .expect_err("a missing schema fails the check");
+    assert_eq!(e.class(), ErrorClass::Config, "{e}");
+    assert!(
+        e.message()
+            .contains("schema \"no_such_schema\" does not exist"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

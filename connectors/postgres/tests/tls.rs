@@ -167,3 +167,44 @@ async fn require_against_a_server_without_tls_is_clear() {
         .expect("prefer falls back");
     assert!(!ssl);
 }
+
+/// `audex check` says whether the session is encrypted and how the server
+/// was checked, as the server itself reports it.
+#[tokio::test]
+async fn check_says_how_the_connection_is_secured() {
+    let server = tls_server();
+    let ca = server.ca_pem.display().to_string();
+    let cases = [
+        (
+            with(
+                &server.url,
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            "TLS, certificate and host name checked (sslmode=verify-full)",
+        ),
+        (
+            with(
+                &server.url_by_address,
+                &format!("sslmode=verify-ca&sslrootcert={ca}"),
+            ),
+            "TLS, certificate checked, host name not (sslmode=verify-ca)",
+        ),
+        (
+            server.url_by_address.clone(),
+            "TLS, certificate not checked (sslmode=prefer;",
+        ),
+        (
+            with(&server.url_by_address, "sslmode=disable"),
+            "TLS off (sslmode=disable)",
+        ),
+        (
+            plain_server_url(),
+            "TLS off (sslmode=prefer: the server does not offer it)",
+        ),
+    ];
+    for (url, expected) in cases {
+        let detail = source(&url, no_dir()).check().await.expect("check passes");
+        assert!(detail.starts_with("PostgreSQL "), "{detail}");
+        assert!(detail.contains(expected), "{expected:?} not in {detail:?}");
+    }
+}

@@ -76,8 +76,8 @@ fn schema() -> SchemaRef {
 
 #[async_trait]
 impl SegmentSource for FakeSource {
-    async fn check(&self) -> Result<()> {
-        Ok(())
+    async fn check(&self) -> Result<String> {
+        Ok("in memory".into())
     }
     async fn schema(&self, _: &SegmentQuery) -> Result<SchemaRef> {
         Ok(schema())
