@@ -4,8 +4,8 @@
 #   bash examples/quickstart/run.sh
 #
 # Builds audex and the Marketo simulator (release), starts the simulator on a
-# free port, exports the example segments (examples/quickstart/audex.yaml) to
-# it, prints the run report and the resulting list sizes, and stops the
+# free port, checks the connection, exports the example segments
+# (examples/quickstart/audex.yaml) to it, prints the run report and the resulting list sizes, and stops the
 # simulator. Run it again to see a second run send nothing (only changes go).
 set -euo pipefail
 
@@ -60,6 +60,10 @@ echo "   listening on $base"
 sed -E "s#^([[:space:]]*endpoint:).*#\1 $base#" "$here/audex.yaml" >"$config"
 rm -rf "$here/.audex"
 
+echo "== audex check: the connection test of the destination and its source"
+"$bin/audex" check -c "$config"
+
+echo
 echo "== audex run -c examples/quickstart/audex.yaml (endpoint: the simulator)"
 status=0
 "$bin/audex" run -c "$config" || status=$?
