@@ -26,14 +26,6 @@ fn print_config_error(e: &audex_core::Error) {
     }
 }
 
-/// An error's message and, when it has one, its hint, on one line.
-fn with_hint(e: &audex_core::Error) -> String {
-    match e.hint() {
-        Some(h) => format!("{} (hint: {h})", e.message()),
-        None => e.message().to_string(),
-    }
-}
-
 /// Run the checks; exit 0 only when every step of every destination and
 /// source passed.
 pub fn run(config: &Path, only: Option<&str>) -> i32 {
@@ -131,9 +123,10 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
         let result = match source_cfg.build(&ctx) {
             Ok(source) => match runtime.block_on(source.check()) {
                 Ok(detail) => CheckResult::ok("connect", detail),
-                Err(e) => CheckResult::failed("connect", with_hint(&e)),
+                // The error's Display: message, then `(hint: ...)`.
+                Err(e) => CheckResult::failed("connect", e.to_string()),
             },
-            Err(e) => CheckResult::failed("build", with_hint(&e)),
+            Err(e) => CheckResult::failed("build", e.to_string()),
         };
         print_result(&result);
         all_ok &= result.ok;
