@@ -300,3 +300,132 @@ fn committed_document_schema_is_fresh() {
     let v: serde_json::Value = serde_json::from_str(&fresh).expect("json");
     assert!(v["$defs"]["destination.marketo"].is_object());
 }
+
+mod no_panic {
+    //! Arbitrary values in every number and many strings of a valid config,
+    //! in process: validation either refuses them with a config error or
+    //! accepts them, and whatever it accepts builds without a panic.
+
+    use std::path::Path;
+
+    use audex_core::config::{Config, Environment};
+    use audex_core::BuildContext;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+    // Linked for their registrations.
+    use audex_files as _;
+    use audex_marketo as _;
+    use audex_postgres as _;
+
+    fn base() -> Value {
+        json!({
+            "sources": {
+                "crm": {"type": "files", "tables": {"profiles": "data/profiles.csv"}},
+                "pg": {"type": "postgres", "url": "postgres://audex@127.0.0.1:1/db", "fetch_rows": 100},
+            },
+            "segments": {
+                "a": {"source": "crm", "table": "profiles"},
+                "b": {"source": "pg", "query": "SELECT * FROM profiles"},
+            },
+            "destinations": {
+                "m": {
+                    "type": "marketo",
+                    "display_name": "M",
+                    "endpoint": "http://127.0.0.1:9",
+                    "client_id": "id",
+                    "client_secret": "secret",
+                    "data_privacy_consent": true,
+                    "export_user": "ops",
+                    "mapping": {"email": "email"},
+                    "list_id": 1,
+                    "exports": [{"segment": "a"}, {"segment": "b", "list_id": 2, "mode": "append"}],
+                    "max_profiles": 10,
+                    "schedule": "0 3 * * *",
+                    "timezone": "UTC",
+                    "mirror_guard": {"max_removal_share": 0.5, "min_removals": 100},
+                    "rate_limit": {"calls": 100, "window_secs": 20, "max_concurrency": 10, "daily_call_budget": 50000},
+                }
+            }
+        })
+    }
+
+    /// Places a user writes values, as JSON pointers.
+    const PLACES: &[&str] = &[
+        "/sources/pg/fetch_rows",
+        "/sources/pg/url",
+        "/sources/crm/tables/profiles",
+        "/destinations/m/endpoint",
+        "/destinations/m/list_id",
+        "/destinations/m/exports/1/list_id",
+        "/destinations/m/exports/0/segment",
+        "/destinations/m/max_profiles",
+        "/destinations/m/schedule",
+        "/destinations/m/timezone",
+        "/destinations/m/mirror_guard/max_removal_share",
+        "/destinations/m/mirror_guard/min_removals",
+        "/destinations/m/rate_limit/calls",
+        "/destinations/m/rate_limit/window_secs",
+        "/destinations/m/rate_limit/max_concurrency",
+        "/destinations/m/rate_limit/daily_call_budget",
+        "/destinations/m/mapping/email",
+        "/destinations/m/mode",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let numbers = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            Just(json!(1e300)),
+            Just(json!(-1e300)),
+            Just(json!(1e-300)),
+            Just(json!(0)),
+            Just(json!(-1)),
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+        ];
+        let other = prop_oneof![
+            ".{0,40}".prop_map(Value::from),
+            Just(json!("")),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!([1, "x"])),
+            Just(json!({"k": 1})),
+            Just(json!("https://[::1]:99999/rest")),
+            Just(json!("60 25 * * *")),
+        ];
+        prop_oneof![3 => numbers, 2 => other]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn validate_then_build_never_panics(
+            changes in proptest::collection::vec((0..PLACES.len(), value()), 1..5)
+        ) {
+            let mut doc = base();
+            for (place, v) in changes {
+                if let Some(slot) = doc.pointer_mut(PLACES[place]) {
+                    *slot = v;
+                }
+            }
+            // JSON is YAML.
+            let text = serde_json::to_string(&doc).expect("json");
+            let dir = Path::new(".");
+            match Config::from_yaml_str_with(&text, dir, &Environment::empty()) {
+                Err(e) => prop_assert!(e.is_config(), "{e}"),
+                Ok(config) => {
+                    let ctx = BuildContext { base_dir: dir.to_path_buf() };
+                    for source in config.sources.values() {
+                        let _ = source.build(&ctx);
+                    }
+                    for destination in config.destinations.values() {
+                        let _ = destination.build(&ctx);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -241,10 +241,18 @@ fn lead_id(sim: &SimHandle, email: &str) -> u64 {
 /// Start `audex run` as a child and SIGKILL it (no cleanup at all) once the
 /// simulator has seen `at` records of operation `op`. Returns the list's size
 /// at the kill.
-async fn kill_during(sim: &SimHandle, ws: &Workspace, op: &str, at: u64, total: usize) -> usize {
+async fn kill_during(
+    sim: &SimHandle,
+    ws: &Workspace,
+    op: &str,
+    at: u64,
+    total: usize,
+    args: &[&str],
+) -> usize {
     let mut child = std::process::Command::new(audex_bin())
         .args(["run", "-c"])
         .arg(&ws.config)
+        .args(args)
         .env_remove("AUDEX_CONFIG")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
@@ -322,9 +330,16 @@ async fn runs_killed_during_upserts_adds_and_removes_resume_with_the_list_exact(
             all.clone()
         };
 
-        kill_during(&sim, &ws, op, at, want.len()).await;
+        // Five in six members leave on purpose: past the mirror guard.
+        let allow: &[&str] = if op == "remove_from_list" {
+            &["--allow-mass-removal"]
+        } else {
+            &[]
+        };
+        kill_during(&sim, &ws, op, at, want.len(), allow).await;
 
-        let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+        let args = [&["--output", "json"], allow].concat();
+        let (code, out, err) = audex(&ws.config, &args).await;
         assert_eq!(code, 0, "{op}: {out}\n{err}");
         let r = report(&out);
         let s = &r["segments"][0];
@@ -365,6 +380,58 @@ async fn runs_killed_during_upserts_adds_and_removes_resume_with_the_list_exact(
         );
         sim.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_source_removes_nobody_until_mass_removal_is_allowed() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..1000);
+    write_profiles(ws.dir.path(), &all, &[]);
+    let (code, _, err) = audex(&ws.config, &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sim.member_count(1001), 1000);
+
+    // The source arrives truncated: a tenth of its rows.
+    write_profiles(ws.dir.path(), &all[..100], &[]);
+    sim.reset_counters();
+
+    // A dry run gives the verdict.
+    let (code, out, err) = audex(&ws.config, &["--dry-run", "--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    let m = &r["segments"][0]["mass_removal"];
+    assert_eq!((n(m, "removals"), n(m, "members")), (900, 1000), "{r}");
+    assert_eq!(m["allowed"], false);
+
+    // The run sends nothing and fails with a message saying what to do.
+    let (code, out, err) = audex(&ws.config, &[]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("would remove 900 of the list's 1000 members (90 %)"),
+        "{text}"
+    );
+    assert!(text.contains("--allow-mass-removal"), "{text}");
+    assert_eq!(sim.counters().calls("remove_from_list"), 0);
+    assert_eq!(sim.counters().calls("sync_leads"), 0);
+    assert_eq!(sim.member_count(1001), 1000);
+    let statuses = run_statuses(&ws.config);
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("failed"),
+        "{statuses:?}"
+    );
+
+    // Allowed, it proceeds.
+    let (code, out, err) = audex(&ws.config, &["--allow-mass-removal", "--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(n(&report(&out)["segments"][0], "removed"), 900);
+    assert_eq!(
+        list_emails(&sim, 1001),
+        all[..100].iter().cloned().collect()
+    );
+    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,7 +76,7 @@ pub enum Command {
     },
     /// Export now.
     #[command(
-        after_help = "Examples:\n  audex run -c audex.yaml\n  audex run --destination marketo_prod --segment high_value --dry-run\n  audex run --reconcile --output json\n  audex run --wait\n\nExit codes: 0 done, 1 failed, 75 paused on the daily quota or call budget (run again to resume) or refused because another process holds the destination's lock (use --wait), 78 config error, 130 stopped by a signal (run again to resume)."
+        after_help = "Examples:\n  audex run -c audex.yaml\n  audex run --destination marketo_prod --segment high_value --dry-run\n  audex run --reconcile --output json\n  audex run --allow-mass-removal\n  audex run --wait\n\nExit codes: 0 done, 1 failed (also when a mirror export would remove more of its list than mirror_guard allows: nothing is sent), 75 paused on the daily quota or call budget (run again to resume) or refused because another process holds the destination's lock (use --wait), 78 config error, 130 stopped by a signal (run again to resume)."
     )]
     Run(RunArgs),
     /// Run history, or one run with `runs show ID`.
@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// Read the list's real members and remove those not in the segment.
     #[arg(long)]
     pub reconcile: bool,
+    /// Let a mirror export remove more of its list than its `mirror_guard`
+    /// allows (this run only).
+    #[arg(long)]
+    pub allow_mass_removal: bool,
     /// When another process is running the destination, wait for it to
     /// finish instead of exiting with 75.
     #[arg(long)]

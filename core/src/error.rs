@@ -25,12 +25,51 @@ pub enum ErrorClass {
     Rejected,
     /// A bug or an unexpected state in audex or its environment.
     Internal,
+    /// A safety guard of audex stopped the run before anything was sent
+    /// (the mirror guard against mass removal): a person must decide.
+    Guard,
+}
+
+/// What the engine does when a destination call ends in an error. Decided
+/// by the error's class, here and nowhere else
+/// (see [`ErrorClass::reaction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reaction {
+    /// Make the same call again after a backoff, a few times within the
+    /// run; when those fail too, its rows count as failed (the next run
+    /// sends them) and the call counts towards the failures in a row that
+    /// stop the run.
+    Retry,
+    /// Stop sending: the run ends `paused`, and a later run resumes.
+    Pause,
+    /// Stop the run: it ends `failed`.
+    Fail,
+    /// The destination refused the call's records: each is rejected with
+    /// the error's reason (the rejects file), never retried within the run.
+    /// A refusal is an answer, not an outage: it does not count towards the
+    /// failures in a row.
+    Reject,
 }
 
 impl ErrorClass {
     /// Whether the same call may succeed if simply made again later.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorClass::RateLimited | ErrorClass::Transient)
+        self.reaction() == Reaction::Retry
+    }
+
+    /// The engine's reaction to a call that ended in this class (after the
+    /// destination's own handling: a destination renews its credentials
+    /// once before it reports `auth`, and may retry within a call).
+    pub fn reaction(self) -> Reaction {
+        match self {
+            ErrorClass::Transient | ErrorClass::RateLimited => Reaction::Retry,
+            ErrorClass::QuotaExhausted => Reaction::Pause,
+            ErrorClass::Rejected => Reaction::Reject,
+            ErrorClass::Auth | ErrorClass::Config | ErrorClass::Internal | ErrorClass::Guard => {
+                Reaction::Fail
+            }
+        }
     }
 }
 
@@ -44,6 +83,7 @@ impl fmt::Display for ErrorClass {
             ErrorClass::Transient => "transient",
             ErrorClass::Rejected => "rejected",
             ErrorClass::Internal => "internal",
+            ErrorClass::Guard => "guard",
         };
         f.write_str(s)
     }

@@ -20,7 +20,7 @@ pub mod state;
 pub use destination::{
     Capabilities, CheckResult, Destination, FieldSpec, FieldType, Limits, RateWindow,
 };
-pub use error::{ConfigError, Error, ErrorClass, Result};
+pub use error::{ConfigError, Error, ErrorClass, Reaction, Result};
 pub use record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome,
     Rejection, RemoteMember,
@@ -29,7 +29,7 @@ pub use registry::{
     BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,
 };
 pub use secret::Secret;
-pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode, RunOn};
+pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, MirrorGuard, Mode, RunOn};
 pub use source::{fingerprint_digest, RecordBatchStream, SegmentQuery, SegmentSource};
 
 // Re-exported so plugins register without naming the crate themselves.

@@ -88,6 +88,59 @@ pub struct ExportSpec {
 
 pub const DEFAULT_MAX_PROFILES: u64 = 1_000_000;
 
+/// A mirror export's brake on mass removal. Rejected and unreadable rows
+/// leave the segment, so a broken or truncated source would empty its list;
+/// an export that would remove more than `max_removal_share` of the list's
+/// members, when at least `min_removals` would go, sends nothing and fails
+/// the run instead (`audex run --allow-mass-removal` lets it through once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorGuard {
+    /// Largest share of a list's members (0 to 1) one export may remove.
+    /// `1` turns the guard off.
+    #[serde(default = "default_max_removal_share")]
+    #[schemars(range(min = 0, max = 1))]
+    pub max_removal_share: f64,
+    /// The guard applies only when at least this many members would go.
+    #[serde(default = "default_min_removals")]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub min_removals: u64,
+}
+
+pub const DEFAULT_MAX_REMOVAL_SHARE: f64 = 0.5;
+pub const DEFAULT_MIN_REMOVALS: u64 = 100;
+
+fn default_max_removal_share() -> f64 {
+    DEFAULT_MAX_REMOVAL_SHARE
+}
+
+fn default_min_removals() -> u64 {
+    DEFAULT_MIN_REMOVALS
+}
+
+impl Default for MirrorGuard {
+    fn default() -> Self {
+        MirrorGuard {
+            max_removal_share: DEFAULT_MAX_REMOVAL_SHARE,
+            min_removals: DEFAULT_MIN_REMOVALS,
+        }
+    }
+}
+
+impl MirrorGuard {
+    fn is_default(&self) -> bool {
+        *self == MirrorGuard::default()
+    }
+
+    /// Whether removing `removals` of a list's `members` is more than the
+    /// guard allows.
+    pub fn trips(&self, removals: u64, members: u64) -> bool {
+        removals > 0
+            && removals >= self.min_removals
+            && (removals as f64) > self.max_removal_share * (members as f64)
+    }
+}
+
 fn default_max_profiles() -> u64 {
     DEFAULT_MAX_PROFILES
 }
@@ -116,7 +169,7 @@ pub struct ExportSettings {
     /// Largest segment an export may send; a larger one is an error before
     /// anything is written, never a silent truncation.
     #[serde(default = "default_max_profiles")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub max_profiles: u64,
     /// Cron expression (5 fields: minute hour day-of-month month day-of-week)
     /// for `audex schedule`.
@@ -130,6 +183,10 @@ pub struct ExportSettings {
     /// the last export (the schedule is how often audex looks).
     #[serde(default, skip_serializing_if = "RunOn::is_schedule")]
     pub run_on: RunOn,
+    /// The brake on mass removal in mirror mode: an export that would remove
+    /// more than `max_removal_share` of its list sends nothing and fails.
+    #[serde(default, skip_serializing_if = "MirrorGuard::is_default")]
+    pub mirror_guard: MirrorGuard,
 }
 
 impl ExportSettings {
@@ -166,6 +223,25 @@ impl ExportSettings {
         }
         if self.display_name.trim().is_empty() {
             errors.push(ConfigError::new("display_name", "must not be empty"));
+        }
+        if !(1..=1_000_000_000).contains(&self.max_profiles) {
+            errors.push(ConfigError::new(
+                "max_profiles",
+                "must be between 1 and 1000000000",
+            ));
+        }
+        let share = self.mirror_guard.max_removal_share;
+        if !(0.0..=1.0).contains(&share) {
+            errors.push(ConfigError::new(
+                "mirror_guard.max_removal_share",
+                "must be a share between 0 and 1",
+            ));
+        }
+        if self.mirror_guard.min_removals > 1_000_000_000 {
+            errors.push(ConfigError::new(
+                "mirror_guard.min_removals",
+                "must be between 0 and 1000000000",
+            ));
         }
         if self.export_user.0.trim().is_empty() {
             errors.push(ConfigError::new("export_user", "must not be empty"));

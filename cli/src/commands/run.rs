@@ -77,6 +77,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 full: args.full,
                 reconcile: args.reconcile,
                 segment: args.segment.clone(),
+                allow_mass_removal: args.allow_mass_removal,
                 cancel: cancel.clone(),
                 observer: Some(progress.clone() as Arc<dyn RunObserver>),
                 rejects_dir: None,
@@ -160,6 +161,17 @@ fn print_summary(r: &RunReport) {
     }
     if let Some(f) = &r.rejects_file {
         println!("rejected rows: {f}");
+    }
+    for s in &r.segments {
+        let Some(m) = &s.mass_removal else { continue };
+        let verdict = if m.allowed {
+            "allowed by --allow-mass-removal"
+        } else if r.status == RunStatus::DryRun {
+            "a real run would stop here and send nothing (mirror guard)"
+        } else {
+            "stopped by the mirror guard: nothing sent"
+        };
+        println!("{}: {verdict}", m.message(&s.segment));
     }
     if let Some(e) = &r.error {
         println!("error ({}): {}", e.class, e.message);

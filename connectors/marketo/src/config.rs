@@ -58,21 +58,21 @@ fn default_lookup_field() -> String {
 pub struct RateLimitConfig {
     /// Calls allowed per window (Marketo: 100).
     #[serde(default = "default_calls")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100_000))]
     pub calls: u32,
     /// Window length in seconds (Marketo: 20). Settable so benchmarks can run
     /// against a time-scaled simulator.
     #[serde(default = "default_window_secs")]
-    #[schemars(range(min = 0.001))]
+    #[schemars(range(min = 0.001, max = 86_400))]
     pub window_secs: f64,
     /// Calls in flight at once (Marketo: 10).
     #[serde(default = "default_concurrency")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000))]
     pub max_concurrency: usize,
     /// Calls this process may spend per day (Marketo's quota resets at
     /// midnight US Central time). Reaching it pauses the run (exit 75).
     #[serde(default = "default_budget")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub daily_call_budget: u64,
 }
 
@@ -146,10 +146,32 @@ impl MarketoConfig {
                 ));
             }
         }
-        if !self.rate_limit.window_secs.is_finite() || self.rate_limit.window_secs <= 0.0 {
+        // The schema states these ranges too; a value that reached here
+        // another way (a library caller's config) is still refused, so
+        // nothing built from it can overflow.
+        let rl = &self.rate_limit;
+        if !(0.001..=86_400.0).contains(&rl.window_secs) {
             errors.push(ConfigError::new(
                 "rate_limit.window_secs",
-                "must be a positive number of seconds",
+                "must be between 0.001 and 86400 seconds",
+            ));
+        }
+        if !(1..=100_000).contains(&rl.calls) {
+            errors.push(ConfigError::new(
+                "rate_limit.calls",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=1_000).contains(&rl.max_concurrency) {
+            errors.push(ConfigError::new(
+                "rate_limit.max_concurrency",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=1_000_000_000).contains(&rl.daily_call_budget) {
+            errors.push(ConfigError::new(
+                "rate_limit.daily_call_budget",
+                "must be between 1 and 1000000000",
             ));
         }
         errors

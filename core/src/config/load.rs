@@ -105,6 +105,16 @@ impl Rejected {
             .any(|p| p.is_empty() || p == block || p.starts_with(&format!("{block}.")))
     }
 
+    /// The rejected paths inside `block`, relative to it.
+    fn under(&self, block: &str) -> Vec<String> {
+        let prefix = format!("{block}.");
+        self.paths
+            .iter()
+            .filter_map(|p| p.strip_prefix(&prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Keep the errors of a later stage that the schema stage did not
     /// already report at the same path.
     fn keep_new(&self, errors: Vec<ConfigError>, block: &str) -> Vec<ConfigError> {
@@ -380,8 +390,10 @@ fn blocks<'a>(doc: &'a Value, section: &str) -> impl Iterator<Item = (&'a String
 
 // A block the schema rejected is still parsed: when serde accepts it (an
 // unknown key, a value out of range), the plugin's own checks still find
-// their problems, so one run reports everything. When serde fails too, its
-// error repeats the schema's and is dropped.
+// their problems, so one run reports everything. When serde fails too, the
+// block is repaired (see [`repaired`]) and checked again, so a wrong type in
+// one key does not hide a missing mapping in another; only the checks'
+// errors come from that pass, never a config.
 fn parse_sources(
     doc: &Value,
     rejected: &Rejected,
@@ -395,15 +407,17 @@ fn parse_sources(
             .and_then(Value::as_str)
             .and_then(registry::source);
         let Some(plugin) = plugin else { continue };
-        match (plugin.parse)(block.clone()) {
-            Ok(cfg) => {
-                run.errors.extend(rejected.keep_new(cfg.validate(), &path));
-                out.insert(name.clone(), cfg);
-            }
-            Err(es) if rejected.accepted(&path) => {
-                run.errors.extend(es.into_iter().map(|e| e.under(&path)))
-            }
-            Err(_) => {}
+        let parsed = parse_block(
+            block,
+            &path,
+            plugin.parse,
+            plugin.example,
+            rejected,
+            run,
+            |cfg| cfg.validate(),
+        );
+        if let Some(cfg) = parsed {
+            out.insert(name.clone(), cfg);
         }
     }
     out
@@ -443,20 +457,109 @@ fn parse_destinations(
             .and_then(Value::as_str)
             .and_then(registry::destination);
         let Some(plugin) = plugin else { continue };
-        match (plugin.parse)(block.clone()) {
-            Ok(cfg) => {
+        let parsed = parse_block(
+            block,
+            &path,
+            plugin.parse,
+            plugin.example,
+            rejected,
+            run,
+            |cfg| {
                 let mut errors = cfg.validate();
                 errors.extend(semantic::export_settings(cfg.settings()));
-                run.errors.extend(rejected.keep_new(errors, &path));
-                out.insert(name.clone(), cfg);
-            }
-            Err(es) if rejected.accepted(&path) => {
-                run.errors.extend(es.into_iter().map(|e| e.under(&path)))
-            }
-            Err(_) => {}
+                errors
+            },
+        );
+        if let Some(cfg) = parsed {
+            out.insert(name.clone(), cfg);
         }
     }
     out
+}
+
+/// Typed parse of one plugin block and its pure checks. Returns the config
+/// only when the block parsed as written.
+fn parse_block<T: ?Sized>(
+    block: &Value,
+    path: &str,
+    parse: registry::ParseFn<T>,
+    example: &str,
+    rejected: &Rejected,
+    run: &mut Run,
+    checks: impl Fn(&T) -> Vec<ConfigError>,
+) -> Option<Box<T>> {
+    match parse(block.clone()) {
+        Ok(cfg) => {
+            run.errors.extend(rejected.keep_new(checks(&cfg), path));
+            Some(cfg)
+        }
+        Err(es) if rejected.accepted(path) => {
+            run.errors.extend(es.into_iter().map(|e| e.under(path)));
+            None
+        }
+        Err(_) => {
+            // serde's error repeats the schema's; check the rest anyway.
+            let (fixed, repairs) = repaired(block, &rejected.under(path), example)?;
+            let cfg = parse(fixed).ok()?;
+            let errors = checks(&cfg)
+                .into_iter()
+                .filter(|e| !repairs.iter().any(|r| related(&e.path, r)));
+            run.errors.extend(rejected.keep_new(errors.collect(), path));
+            None
+        }
+    }
+}
+
+/// `block` with every value the schema rejected (paths relative to the
+/// block) replaced by the plugin example's value at the same place (a list
+/// item by the example's first item), or removed where the example has
+/// none, so a default applies. Returns the copy and the paths it changed;
+/// `None` when a path cannot be repaired that way.
+fn repaired(block: &Value, paths: &[String], example: &str) -> Option<(Value, Vec<String>)> {
+    let example = yaml::parse(example).ok()?;
+    let mut fixed = block.clone();
+    for path in paths {
+        let segments: Vec<&str> = path.split('.').collect();
+        match example_at(&example, &segments) {
+            Some(value) => *slot(&mut fixed, &segments)? = value.clone(),
+            None => {
+                let (last, parent) = segments.split_last()?;
+                slot(&mut fixed, parent)?.as_object_mut()?.remove(*last);
+            }
+        }
+    }
+    Some((fixed, paths.to_vec()))
+}
+
+/// The example's value at `segments`, reading any list index as the first.
+fn example_at<'a>(example: &'a Value, segments: &[&str]) -> Option<&'a Value> {
+    segments.iter().try_fold(example, |node, seg| match node {
+        Value::Object(map) => map.get(*seg),
+        Value::Array(items) => seg.parse::<usize>().ok().and(items.first()),
+        _ => None,
+    })
+}
+
+/// The place at `segments` in `node`: an existing list item, or an object
+/// key (created when missing, so a required key can be filled in).
+fn slot<'a>(node: &'a mut Value, segments: &[&str]) -> Option<&'a mut Value> {
+    segments.iter().try_fold(node, |node, seg| match node {
+        Value::Object(map) => Some(map.entry(seg.to_string()).or_insert(Value::Null)),
+        Value::Array(items) => items.get_mut(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// Whether an error at `path` may be caused by the repair at `repair`: at
+/// or under it, or at a key holding it.
+fn related(path: &str, repair: &str) -> bool {
+    let under = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|r| r.starts_with('.'))
+    };
+    under(path, repair) || (!path.is_empty() && under(repair, path))
 }
 
 #[cfg(test)]

@@ -198,9 +198,13 @@ fn render(e: &ValidationError<'_>, schema: &Value) -> Vec<SchemaError> {
             vec![plain(err)]
         }
         ValidationErrorKind::OneOfNotValid { .. } => {
-            let msg = match required_alternatives(schema, &schema_path) {
-                Some(keys) => format!("needs one of {}", keys.join(" or ")),
-                None => "does not match any of the allowed forms".to_string(),
+            let msg = match (
+                required_alternatives(schema, &schema_path),
+                constant_alternatives(schema, &schema_path),
+            ) {
+                (Some(keys), _) => format!("needs one of {}", keys.join(" or ")),
+                (None, Some(values)) => format!("must be one of: {}", values.join(", ")),
+                (None, None) => "does not match any of the allowed forms".to_string(),
             };
             vec![at(msg)]
         }
@@ -283,6 +287,24 @@ fn required_alternatives(schema: &Value, schema_path: &str) -> Option<Vec<String
                 (1, [Value::String(k)]) => Some(format!("`{k}`")),
                 _ => None,
             }
+        })
+        .collect()
+}
+
+/// When a `oneOf`'s alternatives are each a constant (an enum whose
+/// variants carry doc comments), those constants.
+fn constant_alternatives(schema: &Value, schema_path: &str) -> Option<Vec<String>> {
+    let alternatives = resolve(schema, schema_path)?.as_array()?;
+    alternatives
+        .iter()
+        .map(|alt| {
+            let value =
+                alt.get("const")
+                    .or_else(|| match alt.get("enum")?.as_array()?.as_slice() {
+                        [one] => Some(one),
+                        _ => None,
+                    })?;
+            Some(constant(value))
         })
         .collect()
 }

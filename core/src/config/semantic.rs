@@ -233,6 +233,7 @@ mod tests {
             schedule: None,
             timezone: None,
             run_on: RunOn::Schedule,
+            mirror_guard: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -21,7 +22,7 @@ use super::plan::SegmentPlan;
 use super::rejects::{RejectLine, RejectsFile};
 use super::{CallKind, RunEvent, RunObserver};
 use crate::destination::Destination;
-use crate::error::{Error, ErrorClass, Result};
+use crate::error::{Error, ErrorClass, Reaction, Result};
 use crate::record::{ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome};
 use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
 
@@ -29,14 +30,33 @@ use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
 /// the destination), the destination is taken to be down and the run stops.
 const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
+/// A call that failed with a retryable class (see [`Reaction::Retry`]) is
+/// made again after each of these pauses; the destination has usually
+/// retried within the call already, so the engine waits longer.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(20)];
+
+/// The reject code of rows whose whole call the destination refused.
+pub const CALL_REJECTED: &str = "call_rejected";
+
 /// A per-call lookup by key: foldhash, as in the planning index.
 type ByKey<'a, T> = std::collections::HashMap<&'a str, &'a T, foldhash::fast::RandomState>;
 
-/// Whether a call that ended in `e` reached the destination: one refused
-/// for the daily quota or call budget sent nothing, so its rows stay
-/// pending rather than failed.
-fn was_sent(e: &Error) -> bool {
-    e.class() != ErrorClass::QuotaExhausted
+/// The error for records of a call the destination answered without an
+/// outcome: not a success. Their rows count as failed and the next run
+/// sends them again.
+fn no_outcome(missing: usize, total: usize) -> Error {
+    Error::new(
+        ErrorClass::Transient,
+        format!(
+            "the destination returned no outcome for {missing} of the {total} records of a call"
+        ),
+    )
+}
+
+async fn backoff(attempt: usize) {
+    if let Some(delay) = attempt.checked_sub(1).and_then(|i| RETRY_DELAYS.get(i)) {
+        tokio::time::sleep(*delay).await;
+    }
 }
 
 /// Why execution stopped before the plan was done.
@@ -58,6 +78,8 @@ pub(crate) struct ExecOutcome {
     pub stop: Option<Stop>,
     /// Calls that failed as a whole without stopping the run.
     pub failed_calls: u64,
+    /// Calls made again after a retryable failure.
+    pub retried_calls: u64,
     pub last_error: Option<Error>,
 }
 
@@ -76,7 +98,21 @@ pub(crate) struct Executor<'a> {
 
 type Call = Pin<Box<dyn Future<Output = Done> + Send>>;
 
-enum Done {
+/// A finished call: which attempt it was (0 the first) and its work.
+struct Done {
+    attempt: usize,
+    work: Work,
+}
+
+/// What to do with a finished call.
+enum Next {
+    /// Make it again (a retryable failure with attempts left).
+    Again(Call),
+    /// Record its outcome.
+    Record(Done),
+}
+
+enum Work {
     Upsert {
         batch: Vec<u32>,
         result: Result<Vec<RecordOutcome>>,
@@ -116,7 +152,7 @@ impl Executor<'_> {
                 if add_queue.len() >= batch || (upserts_done && !add_queue.is_empty()) {
                     let n = add_queue.len().min(batch);
                     let items: Vec<(u32, MemberId)> = add_queue.drain(..n).collect();
-                    in_flight.push(self.add_call(plan, items));
+                    in_flight.push(self.add_call(plan, items, 0));
                     adds_in_flight += 1;
                 } else if upserts_left {
                     let items: Vec<u32> = upserts.by_ref().take(batch).collect();
@@ -124,11 +160,11 @@ impl Executor<'_> {
                     if items.is_empty() {
                         continue;
                     }
-                    in_flight.push(self.upsert_call(plan, items));
+                    in_flight.push(self.upsert_call(plan, items, 0));
                     upserts_in_flight += 1;
                 } else if upserts_done && adds_in_flight == 0 && !removes.as_slice().is_empty() {
                     let items: Vec<Member> = removes.by_ref().take(batch).collect();
-                    in_flight.push(self.remove_call(items));
+                    in_flight.push(self.remove_call(items, 0));
                 } else {
                     break;
                 }
@@ -149,20 +185,29 @@ impl Executor<'_> {
                 }
             };
             let Some(done) = done else { break };
-            let (kind, records, call_error) = match done {
-                Done::Upsert { batch, result } => {
+            let done = match self.again(plan, done, stopping) {
+                Next::Again(call) => {
+                    in_flight.push(call);
+                    out.calls += 1;
+                    out.retried_calls += 1;
+                    continue;
+                }
+                Next::Record(done) => done,
+            };
+            let (kind, records, call_error) = match done.work {
+                Work::Upsert { batch, result } => {
                     upserts_in_flight -= 1;
                     let n = batch.len();
                     let r = self.on_upsert(plan, batch, result, &mut add_queue);
                     (CallKind::Upsert, n, r)
                 }
-                Done::Add { batch, result } => {
+                Work::Add { batch, result } => {
                     adds_in_flight -= 1;
                     let n = batch.len();
                     let r = self.on_add(plan, batch, result, &mut out);
                     (CallKind::Add, n, r)
                 }
-                Done::Remove { batch, result } => {
+                Work::Remove { batch, result } => {
                     let n = batch.len();
                     let r = self.on_remove(batch, result, &mut out);
                     (CallKind::Remove, n, r)
@@ -179,10 +224,15 @@ impl Executor<'_> {
             match call_error {
                 None => consecutive_failures = 0,
                 Some(e) => {
-                    let stop = match e.class() {
-                        ErrorClass::QuotaExhausted => Some(Stop::Paused(e)),
-                        ErrorClass::Auth | ErrorClass::Config | ErrorClass::Internal => {
-                            Some(Stop::Failed(e))
+                    let stop = match e.class().reaction() {
+                        Reaction::Pause => Some(Stop::Paused(e)),
+                        Reaction::Fail => Some(Stop::Failed(e)),
+                        // Its rows are in the rejects file; the destination
+                        // answered, so this is not an outage.
+                        Reaction::Reject => {
+                            tracing::warn!(segment = self.segment, kind = kind.as_str(),
+                                error = %e, "the destination refused a whole call; its rows are rejected");
+                            None
                         }
                         _ => {
                             consecutive_failures += 1;
@@ -221,16 +271,45 @@ impl Executor<'_> {
         out
     }
 
-    fn upsert_call(&self, plan: &SegmentPlan, batch: Vec<u32>) -> Call {
-        let records: Vec<Record> = batch.iter().map(|&i| plan.index.record(i)).collect();
-        let dest = Arc::clone(&self.destination);
-        Box::pin(async move {
-            let result = dest.upsert(&records).await;
-            Done::Upsert { batch, result }
+    /// A call to make again, when `done` failed with a retryable class and
+    /// attempts are left; otherwise `done` back, to be recorded.
+    fn again(&self, plan: &SegmentPlan, done: Done, stopping: bool) -> Next {
+        let error = match &done.work {
+            Work::Upsert { result: Err(e), .. }
+            | Work::Add { result: Err(e), .. }
+            | Work::Remove { result: Err(e), .. } => e,
+            _ => return Next::Record(done),
+        };
+        if stopping
+            || error.class().reaction() != Reaction::Retry
+            || done.attempt >= RETRY_DELAYS.len()
+        {
+            return Next::Record(done);
+        }
+        let attempt = done.attempt + 1;
+        tracing::warn!(segment = self.segment, class = %error.class(), error = %error, attempt,
+            "a call failed; making it again after a pause");
+        Next::Again(match done.work {
+            Work::Upsert { batch, .. } => self.upsert_call(plan, batch, attempt),
+            Work::Add { batch, .. } => self.add_call(plan, batch, attempt),
+            Work::Remove { batch, .. } => self.remove_call(batch, attempt),
         })
     }
 
-    fn add_call(&self, plan: &SegmentPlan, batch: Vec<(u32, MemberId)>) -> Call {
+    fn upsert_call(&self, plan: &SegmentPlan, batch: Vec<u32>, attempt: usize) -> Call {
+        let records: Vec<Record> = batch.iter().map(|&i| plan.index.record(i)).collect();
+        let dest = Arc::clone(&self.destination);
+        Box::pin(async move {
+            backoff(attempt).await;
+            let result = dest.upsert(&records).await;
+            Done {
+                attempt,
+                work: Work::Upsert { batch, result },
+            }
+        })
+    }
+
+    fn add_call(&self, plan: &SegmentPlan, batch: Vec<(u32, MemberId)>, attempt: usize) -> Call {
         let members: Vec<Member> = batch
             .iter()
             .map(|(i, id)| Member {
@@ -241,18 +320,56 @@ impl Executor<'_> {
         let dest = Arc::clone(&self.destination);
         let list = self.list.clone();
         Box::pin(async move {
+            backoff(attempt).await;
             let result = dest.add_members(&list, &members).await;
-            Done::Add { batch, result }
+            Done {
+                attempt,
+                work: Work::Add { batch, result },
+            }
         })
     }
 
-    fn remove_call(&self, batch: Vec<Member>) -> Call {
+    fn remove_call(&self, batch: Vec<Member>, attempt: usize) -> Call {
         let dest = Arc::clone(&self.destination);
         let list = self.list.clone();
         Box::pin(async move {
+            backoff(attempt).await;
             let result = dest.remove_members(&list, &batch).await;
-            Done::Remove { batch, result }
+            Done {
+                attempt,
+                work: Work::Remove { batch, result },
+            }
         })
+    }
+
+    /// Mark the rows of a call that ended in `e`: refused rows are rejected
+    /// with its reason, rows of a call that reached the destination failed,
+    /// and rows of a call refused for the quota (nothing sent) stay pending.
+    fn call_failed(&mut self, plan: &mut SegmentPlan, rows: &[u32], e: &Error) -> Option<Error> {
+        match e.class().reaction() {
+            Reaction::Pause => {}
+            Reaction::Reject => {
+                for &i in rows {
+                    plan.index.entry_mut(i).flags |= flag::REJECTED;
+                    if let Err(w) = self.rejects.write(RejectLine {
+                        segment: self.segment,
+                        row: Some(plan.index.entry(i).row()),
+                        key: Some(plan.index.key(i)),
+                        column: None,
+                        code: CALL_REJECTED,
+                        message: e.message(),
+                    }) {
+                        return Some(w);
+                    }
+                }
+            }
+            _ => {
+                for &i in rows {
+                    plan.index.entry_mut(i).flags |= flag::FAILED;
+                }
+            }
+        }
+        None
     }
 
     /// Record an upsert's outcomes; returns the error of a failed call.
@@ -265,19 +382,13 @@ impl Executor<'_> {
     ) -> Option<Error> {
         let outcomes = match result {
             Ok(o) => o,
-            Err(e) => {
-                if was_sent(&e) {
-                    for &i in &batch {
-                        plan.index.entry_mut(i).flags |= flag::FAILED;
-                    }
-                }
-                return Some(e);
-            }
+            Err(e) => return Some(self.call_failed(plan, &batch, &e).unwrap_or(e)),
         };
         let by_key: ByKey<'_, RecordOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
+        let mut missing = 0;
         for &i in &batch {
             let key = plan.index.key(i);
             match by_key.get(key).map(|o| &o.result) {
@@ -304,8 +415,7 @@ impl Executor<'_> {
                     }
                 }
                 None => {
-                    tracing::warn!(segment = self.segment, key = %RecordKey::new(key).masked(),
-                        "the destination returned no outcome for a record");
+                    missing += 1;
                     plan.index.entry_mut(i).flags |= flag::FAILED;
                 }
             }
@@ -326,7 +436,7 @@ impl Executor<'_> {
                 add_queue.push((i, id));
             }
         }
-        None
+        (missing > 0).then(|| no_outcome(missing, batch.len()))
     }
 
     fn on_add(
@@ -339,18 +449,15 @@ impl Executor<'_> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                if was_sent(&e) {
-                    for (i, _) in &batch {
-                        plan.index.entry_mut(*i).flags |= flag::FAILED;
-                    }
-                }
-                return Some(e);
+                let rows: Vec<u32> = batch.iter().map(|(i, _)| *i).collect();
+                return Some(self.call_failed(plan, &rows, &e).unwrap_or(e));
             }
         };
         let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
+        let mut missing = 0;
         for (i, id) in &batch {
             let key = plan.index.key(*i);
             match by_key.get(key).map(|o| &o.result) {
@@ -379,6 +486,7 @@ impl Executor<'_> {
                     }
                 }
                 None => {
+                    missing += 1;
                     plan.index.entry_mut(*i).flags |= flag::FAILED;
                 }
             }
@@ -396,7 +504,7 @@ impl Executor<'_> {
         for i in confirmed {
             plan.index.entry_mut(i).flags |= flag::ADDED;
         }
-        None
+        (missing > 0).then(|| no_outcome(missing, batch.len()))
     }
 
     fn on_remove(
@@ -407,11 +515,31 @@ impl Executor<'_> {
     ) -> Option<Error> {
         let outcomes = match result {
             Ok(o) => o,
-            Err(e) => return Some(e),
+            Err(e) => {
+                // A member whose removal failed stays in the state store,
+                // so the next run removes it again; a refused one is
+                // reported.
+                if e.class().reaction() == Reaction::Reject {
+                    for m in &batch {
+                        if let Err(w) = self.rejects.write(RejectLine {
+                            segment: self.segment,
+                            row: None,
+                            key: Some(m.key.as_str()),
+                            column: None,
+                            code: CALL_REJECTED,
+                            message: e.message(),
+                        }) {
+                            return Some(w);
+                        }
+                    }
+                }
+                return Some(e);
+            }
         };
         let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
+        let mut missing = 0;
         for m in &batch {
             match by_key.get(m.key.as_str()).map(|o| &o.result) {
                 Some(Ok(())) => cp.remove_members.push(m.key.as_str().to_string()),
@@ -427,7 +555,7 @@ impl Executor<'_> {
                         return Some(e);
                     }
                 }
-                None => {}
+                None => missing += 1,
             }
         }
         if let Err(e) = self
@@ -437,6 +565,6 @@ impl Executor<'_> {
             return Some(e);
         }
         out.removed += cp.remove_members.len() as u64;
-        None
+        (missing > 0).then(|| no_outcome(missing, batch.len()))
     }
 }

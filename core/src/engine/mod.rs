@@ -42,7 +42,7 @@ use crate::state::StateStore;
 
 pub use plan::estimate_calls;
 pub use rejects::{DUPLICATE_KEY, REJECTS_HEADER};
-pub use report::{RunError, RunReport, RunStatus, SegmentReport};
+pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
 pub use run::run_target;
 
 /// Concurrency when a destination declares no cap.
@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub reconcile: bool,
     /// Only this segment's export(s).
     pub segment: Option<String>,
+    /// Let a mirror export remove more of its list than its
+    /// `mirror_guard` allows (this run only).
+    pub allow_mass_removal: bool,
     /// Cancel to stop after the calls in flight (status `interrupted`).
     pub cancel: CancellationToken,
     pub observer: Option<Arc<dyn RunObserver>>,
@@ -75,6 +78,7 @@ impl fmt::Debug for RunOptions {
             .field("full", &self.full)
             .field("reconcile", &self.reconcile)
             .field("segment", &self.segment)
+            .field("allow_mass_removal", &self.allow_mass_removal)
             .field("rejects_dir", &self.rejects_dir)
             .finish_non_exhaustive()
     }

@@ -34,6 +34,9 @@ pub(crate) struct SegmentPlan {
     pub to_add_known: Vec<(u32, MemberId)>,
     /// Members to remove: leavers (mirror mode), and strays with reconcile.
     pub to_remove: Vec<Member>,
+    /// Members the list held before this run: confirmed in the state store,
+    /// or as read back with reconcile.
+    pub list_members: u64,
     /// With reconcile: the list's members as read back, for the state store.
     pub remote_members: Option<Vec<MemberRow>>,
     /// Calls spent while planning (reading the list back).
@@ -110,6 +113,7 @@ pub(crate) async fn plan_segment(
         to_upsert: Vec::new(),
         to_add_known: Vec::new(),
         to_remove: Vec::new(),
+        list_members: 0,
         remote_members: None,
         calls: 0,
         conflicts: 0,
@@ -197,6 +201,7 @@ pub(crate) async fn plan_segment(
             }
         }
         drop(pages);
+        plan.list_members = remote.len() as u64;
         // Members the destination reports without our key: one pass over
         // the stored records finds them all.
         let unnamed: std::collections::HashSet<String> = remote
@@ -246,14 +251,18 @@ pub(crate) async fn plan_segment(
     } else {
         let index = &mut plan.index;
         let to_remove = &mut plan.to_remove;
+        let members = &mut plan.list_members;
         cx.store
-            .for_each_member(cx.destination_name, list, |key, id| match index.find(key) {
-                Some(i) => index.entry_mut(i).flags |= flag::IN_LIST,
-                None if mirror => to_remove.push(Member {
-                    key: RecordKey::new(key),
-                    id: MemberId(id.to_string()),
-                }),
-                None => {}
+            .for_each_member(cx.destination_name, list, |key, id| {
+                *members += 1;
+                match index.find(key) {
+                    Some(i) => index.entry_mut(i).flags |= flag::IN_LIST,
+                    None if mirror => to_remove.push(Member {
+                        key: RecordKey::new(key),
+                        id: MemberId(id.to_string()),
+                    }),
+                    None => {}
+                }
             })?;
     }
 

@@ -86,8 +86,43 @@ impl fmt::Display for RunStatus {
     }
 }
 
+/// A mirror export that would remove more of its list than its
+/// `mirror_guard` allows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MassRemoval {
+    /// Members the export would remove.
+    pub removals: u64,
+    /// Members the list held before the run (as audex knows them, or as
+    /// read back with `--reconcile`).
+    pub members: u64,
+    pub max_removal_share: f64,
+    pub min_removals: u64,
+    /// `false`: nothing was sent (a dry run says a real run would stop);
+    /// `true`: `--allow-mass-removal` let it through.
+    pub allowed: bool,
+}
+
+impl MassRemoval {
+    /// What to tell the user: how much would go and how to proceed.
+    pub fn message(&self, segment: &str) -> String {
+        let pct = |x: f64| format!("{:.0} %", x * 100.0);
+        let share = if self.members == 0 {
+            1.0
+        } else {
+            self.removals as f64 / self.members as f64
+        };
+        format!(
+            "segment `{segment}` would remove {} of the list's {} members ({}), more than mirror_guard.max_removal_share ({})",
+            self.removals,
+            self.members,
+            pct(share),
+            pct(self.max_removal_share)
+        )
+    }
+}
+
 /// Counts of one export (segment -> list) within a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SegmentReport {
     pub segment: String,
     #[serde(serialize_with = "list_id_as_number")]
@@ -105,6 +140,9 @@ pub struct SegmentReport {
     pub calls: u64,
     /// Values cut to their destination field's length (the row was sent).
     pub truncated_values: u64,
+    /// Set when the export would remove more than its mirror guard allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mass_removal: Option<MassRemoval>,
 }
 
 impl SegmentReport {
@@ -123,6 +161,7 @@ impl SegmentReport {
             pending: 0,
             calls: 0,
             truncated_values: 0,
+            mass_removal: None,
         }
     }
 
@@ -142,7 +181,7 @@ pub struct RunError {
 }
 
 /// The outcome of one run of one destination.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
     pub run_id: i64,
     pub destination: String,

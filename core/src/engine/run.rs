@@ -8,10 +8,11 @@ use super::execute::{Executor, Stop};
 use super::index::flag;
 use super::plan::{plan_segment, too_large, PlanContext, SegmentPlan};
 use super::rejects::RejectsFile;
-use super::report::{RunError, RunReport, RunStatus, SegmentReport};
-use super::{ensure_consent, RunEvent, RunOptions, Target, DEFAULT_CONCURRENCY};
-use crate::error::{ConfigError, Error, Result};
+use super::report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
+use super::{ensure_consent, RunEvent, RunOptions, Target, TargetExport, DEFAULT_CONCURRENCY};
+use crate::error::{ConfigError, Error, ErrorClass, Result};
 use crate::mapping::Mapper;
+use crate::settings::Mode;
 use crate::state::{FieldsHash, NewRun, StateStore};
 
 /// Run `target` and record the run in the history.
@@ -243,6 +244,18 @@ async fn drive(
             });
         }
 
+        if let Some(blocked) = mirror_guard(target, export, &plan, options, seg) {
+            count_rows(&plan, seg);
+            report.calls_total += seg.calls;
+            if let Some(o) = observer {
+                o.event(&RunEvent::SegmentFinished { report: seg });
+            }
+            return Ok(Ending {
+                stop: Some(Stop::Failed(blocked)),
+                call_error,
+            });
+        }
+
         let mut stop = None;
         if options.dry_run {
             seg.rejected = plan.rejected;
@@ -310,6 +323,60 @@ async fn drive(
         stop: None,
         call_error,
     })
+}
+
+/// The mirror guard's verdict on a planned export, recorded in its report.
+/// `Some` with the error that stops the run when a real run must not send
+/// it; a dry run only reports the verdict, and `--allow-mass-removal` lets
+/// the export through with a warning.
+fn mirror_guard(
+    target: &Target,
+    export: &TargetExport,
+    plan: &SegmentPlan,
+    options: &RunOptions,
+    seg: &mut SegmentReport,
+) -> Option<Error> {
+    let guard = &target.settings.mirror_guard;
+    let removals = plan.to_remove.len() as u64;
+    if export.spec.mode != Mode::Mirror || !guard.trips(removals, plan.list_members) {
+        return None;
+    }
+    let verdict = MassRemoval {
+        removals,
+        members: plan.list_members,
+        max_removal_share: guard.max_removal_share,
+        min_removals: guard.min_removals,
+        allowed: options.allow_mass_removal,
+    };
+    let message = verdict.message(&export.spec.segment);
+    seg.mass_removal = Some(verdict);
+    let segment = export.spec.segment.as_str();
+    if options.allow_mass_removal {
+        tracing::warn!(
+            segment,
+            removals,
+            "{message}; allowed by --allow-mass-removal"
+        );
+        return None;
+    }
+    if options.dry_run {
+        tracing::warn!(
+            segment,
+            removals,
+            "{message}; a real run would stop here and send nothing"
+        );
+        return None;
+    }
+    Some(
+        Error::new(
+            ErrorClass::Guard,
+            format!("{message}; this export sent nothing"),
+        )
+        .with_hint(
+            "check the source first (a truncated or broken file empties a segment); if the removals are right, \
+             run again with --allow-mass-removal, or raise mirror_guard.max_removal_share",
+        ),
+    )
 }
 
 /// Put each row of an executed plan in exactly one bucket (see

@@ -103,6 +103,10 @@ struct Remote {
     refuse: HashSet<String>,
     /// Every upserted key with how many times it was created.
     created: HashMap<String, u32>,
+    /// The next calls of a kind fail with these classes, in order.
+    faults: std::collections::VecDeque<(&'static str, ErrorClass)>,
+    /// Keys the destination answers no outcome for.
+    omit: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -156,6 +160,10 @@ impl FakeDest {
             let mut r = self.remote.lock().unwrap();
             assert!(n <= self.limits.batch_size, "batch of {n}");
             r.calls.push((kind, n));
+            if r.faults.front().is_some_and(|f| f.0 == kind) {
+                let (_, class) = r.faults.pop_front().unwrap();
+                return Err(Error::new(class, format!("injected {class} fault")));
+            }
             if let Some(q) = r.quota.as_mut() {
                 if *q == 0 {
                     return Err(Error::quota_exhausted("daily quota reached"));
@@ -207,6 +215,9 @@ impl Destination for FakeDest {
         let mut out = Vec::new();
         for rec in records {
             let key = rec.key.as_str().to_string();
+            if r.omit.contains(&key) {
+                continue;
+            }
             if r.refuse.contains(&key) {
                 out.push(RecordOutcome {
                     key: rec.key.clone(),
@@ -239,6 +250,9 @@ impl Destination for FakeDest {
         let known: HashSet<u64> = r.leads.values().map(|(id, _)| *id).collect();
         let mut out = Vec::new();
         for m in members {
+            if r.omit.contains(m.key.as_str()) {
+                continue;
+            }
             let id: u64 = m.id.0.parse().unwrap();
             let result = if known.contains(&id) {
                 r.lists.entry(list.0.clone()).or_default().insert(id);
@@ -263,9 +277,11 @@ impl Destination for FakeDest {
     ) -> Result<Vec<MemberOutcome>> {
         self.enter("remove", members.len()).await?;
         let mut r = self.remote.lock().unwrap();
+        let omit = r.omit.clone();
         let set = r.lists.entry(list.0.clone()).or_default();
         Ok(members
             .iter()
+            .filter(|m| !omit.contains(m.key.as_str()))
             .map(|m| {
                 set.remove(&m.id.0.parse().unwrap());
                 MemberOutcome {
@@ -326,6 +342,7 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
         schedule: None,
         timezone: None,
         run_on: Default::default(),
+        mirror_guard: Default::default(),
     }
 }
 
@@ -1074,4 +1091,209 @@ async fn two_segments_that_disagree_about_a_person_do_not_fight_over_the_fields(
     assert_eq!(r.segments[0].upserted + r.segments[1].upserted, 25, "{r:?}");
     assert_eq!(dest.calls("upsert") - before, 3);
     assert_eq!(dest.list("2"), set(&emails(0..25)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_mirror_guard_stops_a_mass_removal_until_it_is_allowed() {
+    let e = env();
+    let dest = FakeDest::new(50, 3);
+    let all = emails(0..300);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(dest.list("7").len(), 300);
+
+    // A truncated source: 10 % of the rows and one new member.
+    let mut kept = all[..30].to_vec();
+    kept.push("new@example.com".into());
+    src.set(FakeSource::emails(&kept).rows.lock().unwrap().clone());
+
+    // A dry run reports the verdict and sends nothing.
+    let dry = RunOptions {
+        dry_run: true,
+        ..e.options.clone()
+    };
+    let r = run_target(&t, &e.store, &dry).await.unwrap();
+    assert_eq!(r.status, RunStatus::DryRun);
+    let m = r.segments[0].mass_removal.clone().unwrap();
+    assert_eq!((m.removals, m.members, m.allowed), (270, 300, false));
+
+    // A real run sends nothing at all (not even the new member) and fails.
+    let before = dest.total_calls();
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed, "{r:?}");
+    let err = r.error.clone().unwrap();
+    assert_eq!(err.class, ErrorClass::Guard);
+    assert!(
+        err.message.contains("270 of the list's 300"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("90 %"), "{}", err.message);
+    assert_eq!(dest.total_calls() - before, 1, "only the describe call");
+    assert_eq!(dest.list("7").len(), 300);
+    let s = &r.segments[0];
+    assert_eq!((s.read, s.removed, s.added, s.pending), (31, 0, 0, 1));
+    assert!(s.adds_up());
+
+    // Below min_removals, or within the share, the guard stays quiet.
+    let mut lenient = t.clone();
+    lenient.settings.mirror_guard.min_removals = 271;
+    let r = run_target(&lenient, &e.store, &dry).await.unwrap();
+    assert!(r.segments[0].mass_removal.is_none());
+    lenient.settings.mirror_guard.min_removals = 100;
+    lenient.settings.mirror_guard.max_removal_share = 0.9;
+    let r = run_target(&lenient, &e.store, &dry).await.unwrap();
+    assert!(r.segments[0].mass_removal.is_none());
+
+    // Allowed once: the removals go through, and are reported as allowed.
+    let allow = RunOptions {
+        allow_mass_removal: true,
+        ..e.options.clone()
+    };
+    let r = run_target(&t, &e.store, &allow).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert!(r.segments[0].mass_removal.as_ref().unwrap().allowed);
+    assert_eq!(r.segments[0].removed, 270);
+    assert_eq!(dest.list("7"), set(&kept));
+}
+
+#[test]
+fn the_mirror_guard_counts_shares_and_floors() {
+    let g = crate::settings::MirrorGuard::default();
+    assert!(!g.trips(99, 100), "fewer than min_removals");
+    assert!(g.trips(100, 150), "100 of 150 is over half");
+    assert!(!g.trips(100, 200), "exactly half is allowed");
+    assert!(!g.trips(0, 0));
+    let off = crate::settings::MirrorGuard {
+        max_removal_share: 1.0,
+        min_removals: 0,
+    };
+    assert!(!off.trips(1000, 1000), "a share of 1 never trips");
+    let strict = crate::settings::MirrorGuard {
+        max_removal_share: 0.0,
+        min_removals: 0,
+    };
+    assert!(strict.trips(1, 1000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_is_retried_within_the_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 1);
+    dest.remote.lock().unwrap().faults = [
+        ("upsert", ErrorClass::Transient),
+        ("upsert", ErrorClass::RateLimited),
+    ]
+    .into();
+    let src = FakeSource::emails(&emails(0..25));
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    let s = &r.segments[0];
+    assert_eq!((s.upserted, s.added, s.failed), (25, 25, 0));
+    // 3 upserts + 3 adds, and the first upsert made twice more.
+    assert_eq!(dest.calls("upsert"), 5);
+    assert_eq!(s.calls, 8);
+    assert_eq!(dest.list("7"), set(&emails(0..25)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_failing_on_every_attempt_fails_its_rows_and_three_in_a_row_stop_the_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 1);
+    dest.remote.lock().unwrap().faults =
+        std::iter::repeat_n(("upsert", ErrorClass::Transient), 9).collect();
+    let src = FakeSource::emails(&emails(0..50));
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed, "{r:?}");
+    let err = r.error.clone().unwrap();
+    assert!(
+        err.message.contains("3 calls in a row failed"),
+        "{}",
+        err.message
+    );
+    // Three calls, each made three times; nothing after them.
+    assert_eq!(dest.calls("upsert"), 9);
+    let s = &r.segments[0];
+    assert_eq!((s.failed, s.pending, s.upserted), (30, 20, 0));
+    assert!(s.adds_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_call_rejects_its_rows_and_never_stops_the_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 1);
+    dest.remote.lock().unwrap().faults =
+        std::iter::repeat_n(("upsert", ErrorClass::Rejected), 3).collect();
+    let src = FakeSource::emails(&emails(0..40));
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    // Three refusals in a row are answers, not an outage; never retried.
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(dest.calls("upsert"), 4);
+    let s = &r.segments[0];
+    assert_eq!((s.rejected, s.upserted, s.failed), (30, 10, 0));
+    let lines = rejects(&r);
+    assert_eq!(lines.len(), 30);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&"call_rejected".to_string())),
+        "{lines:?}"
+    );
+    // The next run sends them again.
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.segments[0].upserted, 30);
+    assert_eq!(dest.list("7"), set(&emails(0..40)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_without_an_outcome_is_an_error_not_a_success() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    let all = emails(0..20);
+    let src = FakeSource::emails(&all);
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+
+    // user3 leaves, user4 changes, user30 arrives; the destination answers
+    // nothing about any of them.
+    {
+        let mut r = dest.remote.lock().unwrap();
+        r.omit = [
+            "user3@example.com",
+            "user4@example.com",
+            "user30@example.com",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    }
+    let mut rows: Vec<FakeRow> = all
+        .iter()
+        .filter(|m| *m != "user3@example.com")
+        .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+        .collect();
+    rows[3].1 = Some("changed".into());
+    rows.push((Some("user30@example.com".into()), Some("new".into())));
+    src.set(rows);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed, "{r:?}");
+    let err = r.error.clone().unwrap();
+    assert!(err.message.contains("no outcome"), "{}", err.message);
+    let s = &r.segments[0];
+    assert_eq!((s.failed, s.removed, s.added), (2, 0, 0), "{s:?}");
+    assert!(s.adds_up());
+
+    // Once the destination answers, the next run finishes the job.
+    dest.remote.lock().unwrap().omit.clear();
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!((r.segments[0].removed, r.segments[0].added), (1, 1));
+    let mut expected = set(&all);
+    expected.remove("user3@example.com");
+    expected.insert("user30@example.com".into());
+    assert_eq!(dest.list("7"), expected);
 }

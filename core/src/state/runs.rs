@@ -34,7 +34,7 @@ pub struct NewRun<'a> {
 }
 
 /// A run as the history holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunRecord {
     pub id: i64,
     pub destination: String,
@@ -313,6 +313,8 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
                 calls: n(10)?,
                 truncated_values: n(11)?,
                 pending: n(12)?,
+                // The verdict is in the run's error; the history keeps counts.
+                mass_removal: None,
             })
         })
         .map_err(db_err("read a run's segments"))?;
