@@ -41,7 +41,7 @@ impl MarketoDestination {
             .map_err(|e| Error::config(vec![audex_core::ConfigError::new("endpoint", e)]))?;
         let limits = LimitSettings {
             calls: cfg.rate_limit.calls.max(1),
-            window: Duration::from_secs_f64(cfg.rate_limit.window_secs.max(0.001)),
+            window: rate_window(cfg.rate_limit.window_secs)?,
             max_concurrency: cfg.rate_limit.max_concurrency.max(1),
             daily_budget: cfg.rate_limit.daily_call_budget,
         };
@@ -59,6 +59,19 @@ impl MarketoDestination {
     pub fn client(&self) -> &Arc<MarketoClient> {
         &self.client
     }
+}
+
+/// `rate_limit.window_secs` as a window: at least a millisecond, and a
+/// config error (not a panic) for a value no duration can hold (infinite,
+/// or more than about 5.8e11 years).
+fn rate_window(secs: f64) -> Result<Duration> {
+    // `max` also turns NaN into the floor.
+    Duration::try_from_secs_f64(secs.max(0.001)).map_err(|_| {
+        Error::config(vec![audex_core::ConfigError::new(
+            "rate_limit.window_secs",
+            "must be a positive, finite number of seconds",
+        )])
+    })
 }
 
 /// A user-given list id as Marketo's positive integer.
@@ -251,6 +264,12 @@ impl Destination for MarketoDestination {
                 .client
                 .list_members_page(list, token.as_deref())
                 .await?;
+            // A token that does not move would page forever.
+            if page.next.is_some() && page.next == token {
+                return Err(Error::internal(
+                    "get_list_members: unexpected answer from Marketo (the same nextPageToken twice)",
+                ));
+            }
             let members: Vec<RemoteMember> = page
                 .items
                 .into_iter()
@@ -280,6 +299,19 @@ pub fn fields_by_name(fields: Vec<FieldSpec>) -> BTreeMap<String, FieldSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_window_secs_is_a_window_or_a_config_error() {
+        assert_eq!(rate_window(20.0).ok(), Some(Duration::from_secs(20)));
+        for small in [0.0, -5.0, f64::NAN, f64::NEG_INFINITY] {
+            assert_eq!(rate_window(small).ok(), Some(Duration::from_millis(1)));
+        }
+        for huge in [f64::INFINITY, 1e20, f64::MAX] {
+            let err = rate_window(huge).expect_err("no duration holds it");
+            assert!(err.is_config());
+            assert_eq!(err.config_errors()[0].path, "rate_limit.window_secs");
+        }
+    }
 
     #[test]
     fn lead_input_carries_the_key_as_lookup_value() {

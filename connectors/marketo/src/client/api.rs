@@ -13,7 +13,7 @@ use super::classify::record as record_codes;
 use super::request::{ApiRequest, Body, Method};
 use super::retry::Idempotency;
 use super::service::MarketoClient;
-use super::wire::{scrub, ApiError};
+use super::wire::{scrub, ApiError, Envelope};
 
 /// Records (or lead ids) per Lead Database call (facts §3).
 pub const MAX_BATCH: usize = 300;
@@ -97,6 +97,15 @@ impl ImportStatus {
     pub fn is_finished(&self) -> bool {
         matches!(self.status.as_str(), "Complete" | "Failed")
     }
+
+    /// Whether the status is one Marketo documents; polling a job in any
+    /// other state could go on forever.
+    pub fn is_known(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "Queued" | "Importing" | "Complete" | "Failed"
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,7 +122,7 @@ fn rejection(item: &Value) -> Rejection {
     let first = parsed.and_then(|r| r.reasons.into_iter().next().or(r.reason));
     match first {
         Some(e) => Rejection {
-            code: e.code,
+            code: scrub(&e.code),
             message: scrub(&e.message),
         },
         None => Rejection {
@@ -172,7 +181,7 @@ fn describe_item(item: &Value) -> Option<FieldSpec> {
         max_length: item
             .get("length")
             .and_then(Value::as_u64)
-            .map(|n| n as usize),
+            .and_then(|n| usize::try_from(n).ok()),
         writable: !read_only,
     })
 }
@@ -187,13 +196,121 @@ fn lead_ref(item: &Value) -> Option<LeadRef> {
     })
 }
 
+/// The leads of a members page or a filter read. An item without a numeric
+/// id is not a lead we can act on and is left out.
+pub(crate) fn parse_leads(env: &Envelope) -> Vec<LeadRef> {
+    env.result.iter().filter_map(lead_ref).collect()
+}
+
+/// A members page: its leads, and the token of the next page. No
+/// `moreResult` here: the end is a missing token or an empty page.
+pub(crate) fn parse_members_page(env: Envelope) -> Page<LeadRef> {
+    let items = parse_leads(&env);
+    let next = env
+        .next_page_token
+        .filter(|t| !t.is_empty() && !items.is_empty());
+    Page { items, next }
+}
+
+/// The fields of a describe answer.
+pub(crate) fn parse_describe(env: &Envelope) -> Vec<FieldSpec> {
+    env.result.iter().filter_map(describe_item).collect()
+}
+
+/// The `name` of the first item, if the answer has one.
+pub(crate) fn first_name(env: &Envelope) -> Option<String> {
+    env.result.first().map(|item| {
+        item.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+/// Sync Leads results for `n` records, in input order: same length, each
+/// `created`/`updated` with a lead id, or `skipped` with a reason.
+pub(crate) fn parse_upsert(op: &str, n: usize, env: &Envelope) -> Result<Vec<UpsertResult>> {
+    if env.result.len() != n {
+        return Err(unexpected(
+            op,
+            &format!("{} results for {n} records", env.result.len()),
+        ));
+    }
+    env.result
+        .iter()
+        .map(|item| {
+            let status = item.get("status").and_then(Value::as_str).unwrap_or("");
+            let id = item.get("id").and_then(Value::as_u64);
+            match (status, id) {
+                ("created", Some(id)) => Ok(UpsertResult::Created(id)),
+                ("updated", Some(id)) => Ok(UpsertResult::Updated(id)),
+                ("skipped", _) => Ok(UpsertResult::Skipped(rejection(item))),
+                ("created" | "updated", None) => Err(unexpected(
+                    op,
+                    &format!("status {status:?} without a lead id"),
+                )),
+                _ => Err(unexpected(op, &format!("status {:?}", scrub(status)))),
+            }
+        })
+        .collect()
+}
+
+/// A list add (`Method::Post`) or remove (`Method::Delete`) result for
+/// `ids`: one entry per id asked for, or an error.
+pub(crate) fn parse_membership(
+    op: &str,
+    method: Method,
+    ids: &[u64],
+    env: &Envelope,
+) -> Result<HashMap<u64, MembershipResult>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for item in &env.result {
+        let Some(id) = item.get("id").and_then(Value::as_u64) else {
+            continue;
+        };
+        let status = item.get("status").and_then(Value::as_str).unwrap_or("");
+        let result = match status {
+            "added" | "removed" => MembershipResult::Done,
+            "skipped" => {
+                let r = rejection(item);
+                if method == Method::Delete && r.code == record_codes::NOT_IN_LIST {
+                    MembershipResult::Done
+                } else {
+                    MembershipResult::Skipped(r)
+                }
+            }
+            other => return Err(unexpected(op, &format!("status {:?}", scrub(other)))),
+        };
+        out.insert(id, result);
+    }
+    if let Some(missing) = ids.iter().find(|id| !out.contains_key(id)) {
+        return Err(unexpected(op, &format!("no result for lead {missing}")));
+    }
+    Ok(out)
+}
+
+/// The bulk import job in an answer: its first result item.
+pub(crate) fn parse_job(op: &str, env: Envelope) -> Result<ImportStatus> {
+    let item = env
+        .result
+        .into_iter()
+        .next()
+        .ok_or_else(|| unexpected(op, "no job in the answer"))?;
+    serde_json::from_value(item).map_err(|_| {
+        unexpected(
+            op,
+            "a job without a numeric batchId and status, or with counts that are not whole numbers",
+        )
+    })
+}
+
 impl MarketoClient {
     /// The lead fields REST can see: `GET /rest/v1/leads/describe.json`.
     pub async fn describe(&self) -> Result<Vec<FieldSpec>> {
         let env = self
             .call(ApiRequest::get("describe", "/rest/v1/leads/describe.json"))
             .await?;
-        Ok(env.result.iter().filter_map(describe_item).collect())
+        Ok(parse_describe(&env))
     }
 
     /// Find a list by id: static (usable), smart (not usable), or missing.
@@ -209,12 +326,7 @@ impl MarketoClient {
             .await;
         match found {
             Ok(env) => {
-                if let Some(item) = env.result.first() {
-                    let name = item
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
+                if let Some(name) = first_name(&env) {
                     return Ok(ListLookup::Static(ListInfo { id, name }));
                 }
             }
@@ -229,14 +341,8 @@ impl MarketoClient {
             ))
             .await;
         match smart {
-            Ok(env) => Ok(match env.result.first() {
-                Some(item) => ListLookup::Smart {
-                    name: item
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                },
+            Ok(env) => Ok(match first_name(&env) {
+                Some(name) => ListLookup::Smart { name },
                 None => ListLookup::Missing,
             }),
             // Without asset permissions we cannot tell; the list is not a
@@ -276,25 +382,7 @@ impl MarketoClient {
         let env = self
             .call(ApiRequest::post_json(op, "/rest/v1/leads.json", &body))
             .await?;
-        if env.result.len() != n {
-            return Err(unexpected(
-                op,
-                &format!("{} results for {n} records", env.result.len()),
-            ));
-        }
-        env.result
-            .iter()
-            .map(|item| {
-                let status = item.get("status").and_then(Value::as_str).unwrap_or("");
-                let id = item.get("id").and_then(Value::as_u64);
-                match (status, id) {
-                    ("created", Some(id)) => Ok(UpsertResult::Created(id)),
-                    ("updated", Some(id)) => Ok(UpsertResult::Updated(id)),
-                    ("skipped", _) => Ok(UpsertResult::Skipped(rejection(item))),
-                    _ => Err(unexpected(op, &format!("status {status:?}"))),
-                }
-            })
-            .collect()
+        parse_upsert(op, n, &env)
     }
 
     /// Add up to 300 leads to a static list. Re-adding a member answers
@@ -345,30 +433,7 @@ impl MarketoClient {
         let mut req = ApiRequest::post_json(op, format!("/rest/v1/lists/{list}/leads.json"), &body);
         req.method = method;
         let env = self.call(req).await?;
-        let mut out = HashMap::with_capacity(ids.len());
-        for item in &env.result {
-            let Some(id) = item.get("id").and_then(Value::as_u64) else {
-                continue;
-            };
-            let status = item.get("status").and_then(Value::as_str).unwrap_or("");
-            let result = match status {
-                "added" | "removed" => MembershipResult::Done,
-                "skipped" => {
-                    let r = rejection(item);
-                    if method == Method::Delete && r.code == record_codes::NOT_IN_LIST {
-                        MembershipResult::Done
-                    } else {
-                        MembershipResult::Skipped(r)
-                    }
-                }
-                other => return Err(unexpected(op, &format!("status {other:?}"))),
-            };
-            out.insert(id, result);
-        }
-        if let Some(missing) = ids.iter().find(|id| !out.contains_key(id)) {
-            return Err(unexpected(op, &format!("no result for lead {missing}")));
-        }
-        Ok(out)
+        parse_membership(op, method, ids, &env)
     }
 
     /// One page of a static list's members (`id` and `email`), 300 a page.
@@ -383,12 +448,7 @@ impl MarketoClient {
             req = req.query("nextPageToken", t);
         }
         let env = self.call(req).await?;
-        let items: Vec<LeadRef> = env.result.iter().filter_map(lead_ref).collect();
-        // No moreResult here: stop when the token is gone or the page empty.
-        let next = env
-            .next_page_token
-            .filter(|t| !t.is_empty() && !items.is_empty());
-        Ok(Page { items, next })
+        Ok(parse_members_page(env))
     }
 
     /// Leads whose email is one of `emails` (at most 300). Reads every page;
@@ -417,10 +477,14 @@ impl MarketoClient {
                 req = req.query("nextPageToken", t.clone());
             }
             let env = self.call(req).await?;
-            let page: Vec<LeadRef> = env.result.iter().filter_map(lead_ref).collect();
+            let page = parse_leads(&env);
             let done = page.is_empty();
             out.extend(page);
             match env.next_page_token.filter(|t| !t.is_empty()) {
+                // A token that does not move would page forever.
+                Some(t) if token.as_deref() == Some(t.as_str()) => {
+                    return Err(unexpected(op, "the same nextPageToken twice"))
+                }
                 Some(t) if !done => token = Some(t),
                 _ => return Ok(out),
             }
@@ -452,12 +516,7 @@ impl MarketoClient {
             bytes: csv,
         };
         let env = self.call(req).await?;
-        let item = env
-            .result
-            .into_iter()
-            .next()
-            .ok_or_else(|| unexpected(op, "no job in the answer"))?;
-        serde_json::from_value(item).map_err(|_| unexpected(op, "job without batchId"))
+        parse_job(op, env)
     }
 
     pub async fn import_status(&self, batch_id: u64) -> Result<ImportStatus> {
@@ -468,20 +527,22 @@ impl MarketoClient {
                 format!("/bulk/v1/leads/batch/{batch_id}.json"),
             ))
             .await?;
-        let item = env
-            .result
-            .into_iter()
-            .next()
-            .ok_or_else(|| unexpected(op, "no status in the answer"))?;
-        serde_json::from_value(item).map_err(|_| unexpected(op, "status without batchId"))
+        parse_job(op, env)
     }
 
-    /// Poll until the job is `Complete` or `Failed`.
+    /// Poll until the job is `Complete` or `Failed`. A status Marketo does
+    /// not document ends the wait with an error rather than polling forever.
     pub async fn wait_for_import(&self, batch_id: u64, every: Duration) -> Result<ImportStatus> {
         loop {
             let status = self.import_status(batch_id).await?;
             if status.is_finished() {
                 return Ok(status);
+            }
+            if !status.is_known() {
+                return Err(unexpected(
+                    "bulk_import_status",
+                    &format!("job status {:?}", scrub(&status.status)),
+                ));
             }
             tokio::time::sleep(every).await;
         }

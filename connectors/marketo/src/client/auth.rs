@@ -11,18 +11,31 @@ use std::time::Duration;
 
 use audex_core::{Error, Result, Secret};
 use serde::Deserialize;
+use serde_json::Value;
 use tokio::time::Instant;
+
+use super::service::{read_body, BodyError};
+use super::wire::scrub;
 
 /// Renew when this little life is left (marketorestpython does the same):
 /// a token that expires while a request is in flight costs a 602 round trip.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-struct Token {
-    value: Secret,
-    expires_at: Instant,
+/// The longest life a token is trusted for, whatever `expires_in` says:
+/// Marketo's tokens last 3600 s, and a larger (or absurd) figure must not
+/// make us hold on to one past its real expiry, nor overflow a deadline.
+pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(3600);
+
+/// The most of an Identity answer we read: a token answer is a few hundred
+/// bytes.
+pub const MAX_IDENTITY_BODY: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    pub(crate) value: Secret,
+    pub(crate) expires_at: Instant,
     /// The API user owning the service, shown by `audex check`.
-    scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// A cached access token for one LaunchPoint service.
@@ -49,18 +62,128 @@ impl fmt::Debug for TokenCache {
 #[derive(Deserialize)]
 struct IdentityOk {
     access_token: String,
+    /// Read as any JSON value: see [`token_life`].
     #[serde(default)]
-    expires_in: Option<i64>,
+    expires_in: Option<Value>,
+    /// Only displayed; a non-string is ignored rather than failing the token.
     #[serde(default)]
-    scope: Option<String>,
+    scope: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct IdentityErr {
     #[serde(default)]
-    error: Option<String>,
+    error: Option<Value>,
     #[serde(default)]
-    error_description: Option<String>,
+    error_description: Option<Value>,
+}
+
+/// How long a token may be used, from Identity's `expires_in` (seconds of
+/// *remaining* life). Clamped to [`MAX_TOKEN_LIFE`]; zero, negative, absent
+/// or unreadable means "about to rotate": use it for this call and renew on
+/// the next one. A number in a string is read too.
+pub(crate) fn token_life(expires_in: Option<&Value>) -> Duration {
+    let secs: f64 = match expires_in {
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                // Exact for every integer up to the clamp.
+                u.min(MAX_TOKEN_LIFE.as_secs()) as f64
+            } else {
+                n.as_f64().unwrap_or(0.0)
+            }
+        }
+        Some(Value::String(s)) => s.trim().parse::<f64>().unwrap_or(0.0),
+        _ => 0.0,
+    };
+    // NaN (from "NaN" in a string) and every non-positive value: expired.
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs.min(MAX_TOKEN_LIFE.as_secs_f64()))
+        .unwrap_or(MAX_TOKEN_LIFE)
+        .min(MAX_TOKEN_LIFE)
+}
+
+/// Whether a token can go in an `Authorization: Bearer` header as it is.
+fn usable_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A JSON value for a message: a string as itself, anything else as JSON.
+fn value_text(v: Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Identity's answer (`status`, `body`, read at `now`) as a token or a
+/// classified error. Pure, so every answer can be tested: it never panics,
+/// and its errors never carry `secret` or an email address.
+pub(crate) fn parse_identity(
+    status: u16,
+    body: &[u8],
+    now: Instant,
+    secret: &Secret,
+) -> Result<Token> {
+    if (200..300).contains(&status) {
+        let ok: IdentityOk = serde_json::from_slice(body)
+            .map_err(|_| Error::internal("Marketo Identity answered with an unexpected body"))?;
+        if !usable_token(&ok.access_token) {
+            return Err(Error::internal(
+                "Marketo Identity answered with an empty or malformed access token",
+            ));
+        }
+        let life = token_life(ok.expires_in.as_ref());
+        return Ok(Token {
+            value: Secret::new(ok.access_token),
+            expires_at: now.checked_add(life).unwrap_or(now),
+            scope: ok.scope.and_then(|s| match s {
+                Value::String(s) => Some(s),
+                _ => None,
+            }),
+        });
+    }
+    let detail = serde_json::from_slice::<IdentityErr>(body)
+        .ok()
+        .and_then(|e| {
+            match (
+                e.error.and_then(value_text),
+                e.error_description.and_then(value_text),
+            ) {
+                (Some(a), Some(b)) => Some(format!("{a}: {b}")),
+                (Some(a), None) | (None, Some(a)) => Some(a),
+                (None, None) => None,
+            }
+        })
+        .map(|d| {
+            // The service's own error text: never let it echo the secret.
+            let d = if secret.expose().is_empty() {
+                d
+            } else {
+                d.replace(secret.expose(), "<redacted>")
+            };
+            scrub(&d)
+        })
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    match status {
+        400 | 401 | 403 => Err(Error::auth(format!(
+            "Marketo refused the client credentials ({detail})"
+        ))
+        .with_hint(
+            "check client_id and client_secret against Admin > LaunchPoint > View Details of the custom service",
+        )),
+        429 => Err(Error::rate_limited(format!(
+            "Marketo Identity is throttling ({detail})"
+        ))),
+        408 | 500..=599 => Err(Error::transient(format!(
+            "Marketo Identity failed ({detail})"
+        ))),
+        _ => Err(Error::internal(format!(
+            "Marketo Identity answered unexpectedly ({detail})"
+        ))),
+    }
 }
 
 /// What a successful authentication tells a person.
@@ -121,7 +244,7 @@ impl TokenCache {
     pub async fn token(&self) -> Result<Secret> {
         let mut current = self.current.lock().await;
         if let Some(t) = current.as_ref() {
-            if t.expires_at > Instant::now() + RENEW_BEFORE {
+            if t.expires_at.saturating_duration_since(Instant::now()) > RENEW_BEFORE {
                 return Ok(t.value.clone());
             }
         }
@@ -182,47 +305,18 @@ impl TokenCache {
                 )))
             }
         };
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            Error::transient(format!(
-                "reading the Identity answer failed: {}",
-                e.without_url()
-            ))
-        })?;
-        if status.is_success() {
-            let ok: IdentityOk = serde_json::from_slice(&body).map_err(|_| {
-                Error::internal("Marketo Identity answered with an unexpected body")
+        let status = response.status().as_u16();
+        let body = read_body(response, MAX_IDENTITY_BODY)
+            .await
+            .map_err(|e| match e {
+                BodyError::Transport(e) => Error::transient(format!(
+                    "reading the Identity answer failed: {}",
+                    e.without_url()
+                )),
+                BodyError::TooLarge(limit) => Error::internal(format!(
+                    "Marketo Identity answered with more than {limit} bytes"
+                )),
             })?;
-            // `expires_in` is the *remaining* life, and 0 means "about to
-            // rotate": treat it as already expired.
-            let secs = ok.expires_in.unwrap_or(0).max(0) as u64;
-            return Ok(Token {
-                value: Secret::new(ok.access_token),
-                expires_at: Instant::now() + Duration::from_secs(secs),
-                scope: ok.scope,
-            });
-        }
-        let detail = serde_json::from_slice::<IdentityErr>(&body)
-            .ok()
-            .and_then(|e| match (e.error, e.error_description) {
-                (Some(a), Some(b)) => Some(format!("{a}: {b}")),
-                (Some(a), None) | (None, Some(a)) => Some(a),
-                (None, None) => None,
-            })
-            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-        match status.as_u16() {
-            400 | 401 | 403 => Err(Error::auth(format!(
-                "Marketo refused the client credentials ({detail})"
-            ))
-            .with_hint(
-                "check client_id and client_secret against Admin > LaunchPoint > View Details of the custom service",
-            )),
-            s if s >= 500 => Err(Error::transient(format!(
-                "Marketo Identity failed ({detail})"
-            ))),
-            _ => Err(Error::internal(format!(
-                "Marketo Identity answered unexpectedly ({detail})"
-            ))),
-        }
+        parse_identity(status, &body, Instant::now(), &self.client_secret)
     }
 }

@@ -65,8 +65,24 @@ pub struct Limiter {
 /// Marketo's quota resets at midnight CST (facts §3). Whether it follows
 /// daylight saving is unconfirmed; a fixed UTC-6 matches the simulator.
 fn quota_day() -> NaiveDate {
-    let cst = FixedOffset::west_opt(6 * 3600).expect("UTC-6 is a valid offset");
-    Utc::now().with_timezone(&cst).date_naive()
+    let now = Utc::now();
+    match FixedOffset::west_opt(6 * 3600) {
+        Some(cst) => now.with_timezone(&cst).date_naive(),
+        // Unreachable (UTC-6 is a valid offset); UTC is the least wrong day.
+        None => now.date_naive(),
+    }
+}
+
+/// About thirty years: "never" for a deadline, yet far from the end of the
+/// clock, so adding it to now cannot overflow.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `at + d`, or thirty years from `at` when that does not fit the clock (a
+/// window or a pause of absurd length from a config or an answer).
+fn deadline(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(FAR_FUTURE))
+        .unwrap_or(at)
 }
 
 impl Limiter {
@@ -152,8 +168,9 @@ impl Limiter {
                 let window = s.limits.window;
                 // Clock granularity between us and the server.
                 let margin = (window / 100).min(Duration::from_millis(50));
+                let held = window.saturating_add(margin);
                 while let Some(&t) = s.answered.front() {
-                    if t + window + margin <= now {
+                    if deadline(t, held) <= now {
                         s.answered.pop_front();
                     } else {
                         break;
@@ -168,7 +185,7 @@ impl Limiter {
                         } else if window_full {
                             // The oldest answered call leaves the window first; if all
                             // places are held by calls in flight, wait for an answer.
-                            s.answered.front().map(|&t| t + window + margin)
+                            s.answered.front().map(|&t| deadline(t, held))
                         } else {
                             s.in_flight += 1;
                             s.used_today += 1;
@@ -194,7 +211,7 @@ impl Limiter {
     /// Stop every caller from sending for `pause`: another integration has
     /// driven the instance into its rate or concurrency limit.
     pub fn pause(&self, pause: Duration) {
-        let until = Instant::now() + pause;
+        let until = deadline(Instant::now(), pause);
         let mut s = self.lock();
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
@@ -355,6 +372,28 @@ mod tests {
         lim.pause(Duration::from_secs(3));
         drop(lim.acquire().await.expect("after pause"));
         assert!(Instant::now() - start >= Duration::from_secs(3));
+    }
+
+    /// A window or pause too long for the clock (a config of 1e19 s, an
+    /// absurd backoff) means "not before long", never an overflow panic.
+    #[tokio::test(start_paused = true)]
+    async fn absurd_window_and_pause_do_not_overflow() {
+        let lim = Limiter::new(LimitSettings {
+            calls: 1,
+            window: Duration::MAX,
+            max_concurrency: 1,
+            daily_budget: 10,
+        });
+        drop(lim.acquire().await.expect("first call goes"));
+        // The second waits out a window that never ends in this test.
+        let second = tokio::time::timeout(Duration::from_secs(3600), lim.acquire()).await;
+        assert!(second.is_err(), "a call went inside an endless window");
+
+        let lim = Limiter::new(limits(100, 10, 5, 1_000));
+        lim.pause(Duration::MAX);
+        let paused = tokio::time::timeout(Duration::from_secs(3600), lim.acquire()).await;
+        assert!(paused.is_err(), "a call went during an endless pause");
+        assert!(deadline(Instant::now(), Duration::MAX) > Instant::now());
     }
 
     #[test]

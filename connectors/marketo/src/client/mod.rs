@@ -11,6 +11,9 @@ pub mod retry;
 pub mod service;
 pub mod wire;
 
+#[cfg(test)]
+mod robustness;
+
 pub use api::{
     ImportStatus, LeadRef, ListInfo, ListLookup, MembershipResult, Page, UpsertResult, MAX_BATCH,
 };

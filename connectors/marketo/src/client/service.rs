@@ -70,8 +70,45 @@ impl fmt::Debug for MarketoClient {
     }
 }
 
+/// The most of one API answer we read. Lead Database answers are a few
+/// hundred KB at most (300 records); a bulk failures file at most a little
+/// more than the 10 MB file it reports on.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why an answer's body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The connection failed or closed early (a truncated body).
+    Transport(reqwest::Error),
+    /// The body is longer than this many bytes.
+    TooLarge(usize),
+}
+
+/// Read a body, refusing one longer than `limit` bytes (announced or
+/// actual) instead of holding all of it in memory.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+    {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// What one attempt came to.
-enum Attempt {
+#[derive(Debug)]
+pub(crate) enum Attempt {
     Done(Reply),
     Failed {
         verdict: Verdict,
@@ -200,7 +237,11 @@ impl MarketoClient {
                     // prolongs it.
                     let pause = match kind {
                         // Adobe: wait out the rolling window.
-                        Throttle::Rate => self.limiter.limits().window + backoff.delay(throttles - 1),
+                        Throttle::Rate => self
+                            .limiter
+                            .limits()
+                            .window
+                            .saturating_add(backoff.delay(throttles - 1)),
                         Throttle::Concurrency => backoff.delay(throttles - 1),
                     };
                     tracing::warn!(op = req.op, ?kind, ?pause, "Marketo is throttling; backing off");
@@ -306,41 +347,20 @@ impl MarketoClient {
             Err(e) => return Ok(self.transport_failure(e, permit)),
         };
         let status = response.status().as_u16();
-        let body = match response.bytes().await {
+        let body = match read_body(response, MAX_BODY_BYTES).await {
             Ok(b) => b,
-            Err(e) => return Ok(self.transport_failure(e, permit)),
+            Err(BodyError::Transport(e)) => return Ok(self.transport_failure(e, permit)),
+            Err(BodyError::TooLarge(limit)) => {
+                drop(permit);
+                return Ok(Attempt::Failed {
+                    verdict: Verdict::Fatal(ErrorClass::Internal),
+                    nothing_executed: false,
+                    message: format!("HTTP {status} with an answer of more than {limit} bytes"),
+                });
+            }
         };
         drop(permit);
-        if let Some(verdict) = classify::http_status(status) {
-            return Ok(Attempt::Failed {
-                verdict,
-                nothing_executed: false,
-                message: format!("HTTP {status}"),
-            });
-        }
-        // One pass: a body without `success` is not an envelope.
-        match serde_json::from_slice::<Envelope>(&body) {
-            Ok(env) if env.success => Ok(Attempt::Done(Reply::Envelope(env))),
-            Ok(env) => {
-                let (code, msg) = env
-                    .first_error()
-                    .map(|e| (e.code.clone(), scrub(&e.message)))
-                    .unwrap_or_else(|| (String::new(), "no error given".to_string()));
-                Ok(Attempt::Failed {
-                    verdict: classify::response_code(&code),
-                    nothing_executed: code.starts_with('6'),
-                    message: format!("Marketo error {code} {msg}"),
-                })
-            }
-            Err(_) if req.expect == Expect::Text => Ok(Attempt::Done(Reply::Text(
-                String::from_utf8_lossy(&body).into_owned(),
-            ))),
-            Err(_) => Ok(Attempt::Failed {
-                verdict: Verdict::Fatal(ErrorClass::Internal),
-                nothing_executed: false,
-                message: "Marketo answered with an unexpected body".to_string(),
-            }),
-        }
+        Ok(interpret(status, &body, req.expect))
     }
 
     fn transport_failure(
@@ -362,6 +382,42 @@ impl MarketoClient {
             nothing_executed: e.is_connect() && !e.is_timeout(),
             message: format!("request failed: {}", describe_transport(&e)),
         }
+    }
+}
+
+/// One answer (`status` and the whole `body`) as a reply or a classified
+/// failure. Pure, so every answer can be tested: it never panics, and a
+/// failure's message carries no email address (Marketo's text is scrubbed).
+pub(crate) fn interpret(status: u16, body: &[u8], expect: Expect) -> Attempt {
+    if let Some(verdict) = classify::http_status(status) {
+        return Attempt::Failed {
+            verdict,
+            nothing_executed: false,
+            message: format!("HTTP {status}"),
+        };
+    }
+    // One pass: a body without `success` is not an envelope.
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(env) if env.success => Attempt::Done(Reply::Envelope(env)),
+        Ok(env) => {
+            let (code, msg) = env
+                .first_error()
+                .map(|e| (scrub(&e.code), scrub(&e.message)))
+                .unwrap_or_else(|| (String::new(), "no error given".to_string()));
+            Attempt::Failed {
+                verdict: classify::response_code(&code),
+                nothing_executed: code.starts_with('6'),
+                message: format!("Marketo error {code} {msg}"),
+            }
+        }
+        Err(_) if expect == Expect::Text => {
+            Attempt::Done(Reply::Text(String::from_utf8_lossy(body).into_owned()))
+        }
+        Err(_) => Attempt::Failed {
+            verdict: Verdict::Fatal(ErrorClass::Internal),
+            nothing_executed: false,
+            message: "Marketo answered with an unexpected body (not a JSON envelope)".to_string(),
+        },
     }
 }
 

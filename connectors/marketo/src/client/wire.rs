@@ -7,7 +7,8 @@ use serde_json::Value;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Envelope {
-    #[serde(default, rename = "requestId")]
+    /// Only ever shown, never relied on: any JSON type is accepted.
+    #[serde(default, rename = "requestId", deserialize_with = "lenient_string")]
     pub request_id: Option<String>,
     /// Required: a body without it is not an envelope (an HTML error page,
     /// a bulk file).
@@ -40,6 +41,16 @@ where
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Any JSON value as an optional string: `null` is `None`, a string itself,
+/// anything else its JSON text. For fields we only display.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
+}
+
 fn code_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) => s,
@@ -54,11 +65,17 @@ impl Envelope {
     }
 }
 
+/// The longest text taken from an answer into an error message or a
+/// rejection, in characters: a server may send megabytes where a sentence
+/// was expected.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
 /// Remove anything that looks like an email address from a message Marketo
 /// wrote, before it reaches a report or a log: messages are not documented
-/// never to echo input values.
+/// never to echo input values. Messages longer than [`MAX_MESSAGE_CHARS`]
+/// are cut (on a character boundary) and end with `…`.
 pub fn scrub(message: &str) -> String {
-    message
+    let scrubbed = message
         .split(' ')
         .map(|word| {
             if word.contains('@') {
@@ -68,7 +85,11 @@ pub fn scrub(message: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match scrubbed.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &scrubbed[..cut]),
+        None => scrubbed,
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +140,25 @@ mod tests {
             scrub("Invalid value for field 'email'"),
             "Invalid value for field 'email'"
         );
+    }
+
+    #[test]
+    fn scrub_cuts_long_messages_on_a_char_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 10);
+        let cut = scrub(&long);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        let exact = "a".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(scrub(&exact), exact);
+    }
+
+    #[test]
+    fn request_id_of_any_type_does_not_fail_the_envelope() {
+        let e: Envelope =
+            serde_json::from_str(r#"{"requestId":12345,"success":true}"#).expect("parses");
+        assert_eq!(e.request_id.as_deref(), Some("12345"));
+        let e: Envelope =
+            serde_json::from_str(r#"{"requestId":null,"success":true}"#).expect("parses");
+        assert_eq!(e.request_id, None);
     }
 }
