@@ -10,6 +10,7 @@ use audex_postgres as _;
 
 mod cli;
 mod commands;
+mod display;
 mod exit;
 
 use clap::Parser;

@@ -2,12 +2,12 @@
 
 pub mod check;
 pub mod connectors;
-pub mod export;
 pub mod run;
 pub mod runs;
 pub mod schedule;
 pub mod schema;
 pub mod segments;
+pub mod signals;
 pub mod state;
 pub mod validate;
 

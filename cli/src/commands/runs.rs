@@ -196,7 +196,7 @@ fn print_list(entries: &[Entry]) {
             error,
         ]);
     }
-    print!("{}", super::run::table(rows));
+    print!("{}", crate::display::table(rows));
 }
 
 fn shorten(text: &str) -> String {
@@ -239,7 +239,7 @@ fn print_run(r: &RunRecord) {
         println!();
         print!(
             "{}",
-            super::run::table(super::run::segment_rows(&r.segments))
+            crate::display::table(crate::display::segment_rows(&r.segments))
         );
     }
 }

@@ -1,23 +1,22 @@
 //! `audex schedule`: run each destination's exports on its cron schedule
 //! until stopped, or (`--once`) run what is due now and exit. The loop and
-//! its decisions are audex-core's `Scheduler`; this verb provides the runner
-//! (the same locked path as `audex run`) and the log lines.
+//! its decisions are audex-core's `Scheduler`, its runs audex-core's
+//! `ConfigRunner` (the engine under the destination's lock, as for
+//! `audex run`); this verb prints the plan and the log lines.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use audex_core::config::Config;
-use audex_core::engine::{CancellationToken, RunObserver, RunOptions, RunStatus};
+use audex_core::engine::{CancellationToken, RunStatus};
 use audex_core::schedule::{
-    runs_on_source_change, sources_fingerprint, RunEnd, Runner, Schedule, ScheduleEvent,
-    ScheduleObserver, Scheduler, SystemClock, Trigger,
+    ConfigRunner, RunEnd, Schedule, ScheduleEvent, ScheduleObserver, Scheduler, SystemClock,
+    Trigger,
 };
-use audex_core::state::StateStore;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::export::{export, spawn_signal_handler, WhenLocked};
-use super::run::Progress;
+use super::signals::spawn_signal_handler;
 use crate::cli::ScheduleArgs;
+use crate::display::Progress;
 use crate::exit;
 
 /// How the scheduler's runs name themselves in the destination lock.
@@ -51,10 +50,10 @@ pub fn run(args: &ScheduleArgs) -> i32 {
     runtime.block_on(async {
         let stop = CancellationToken::new();
         spawn_signal_handler(stop.clone());
-        let runner = Arc::new(LockedRunner {
-            config: Arc::clone(&config),
-            store: Arc::clone(&store),
-        });
+        let runner = Arc::new(
+            ConfigRunner::new(Arc::clone(&config), Arc::clone(&store), PURPOSE)
+                .with_observer(Arc::new(Progress::new(false))),
+        );
         let scheduler = match Scheduler::from_history(
             jobs,
             Arc::new(SystemClock),
@@ -124,68 +123,6 @@ fn once_code(end: &RunEnd) -> i32 {
         },
         RunEnd::NotStarted(e) => exit::for_error(e),
         RunEnd::Locked(_) | RunEnd::Unchanged | RunEnd::Cancelled => exit::OK,
-    }
-}
-
-/// The runner: `audex run`'s path under the lock, refusing (a skip) when
-/// another process holds it.
-struct LockedRunner {
-    config: Arc<Config>,
-    store: Arc<StateStore>,
-}
-
-#[async_trait]
-impl Runner for LockedRunner {
-    async fn run(&self, destination: &str, trigger: Trigger, stop: CancellationToken) -> RunEnd {
-        // `run_on: source_change`: a scheduled time with the sources as
-        // they were at the last successful export has nothing to do. A
-        // resume (paused, interrupted) always runs: it is unfinished work.
-        let fingerprint = if runs_on_source_change(&self.config, destination) {
-            match sources_fingerprint(&self.config, destination).await {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!(
-                        "audex: destination {destination}: cannot tell whether its sources changed ({e}); exporting"
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        if let (Some(now), Trigger::Schedule) = (&fingerprint, trigger) {
-            match self.store.source_fingerprint(destination) {
-                Ok(Some(last)) if last == *now => return RunEnd::Unchanged,
-                Ok(_) => {}
-                Err(e) => return RunEnd::NotStarted(e),
-            }
-        }
-        let options = RunOptions {
-            cancel: stop,
-            observer: Some(Arc::new(Progress::new(false)) as Arc<dyn RunObserver>),
-            ..RunOptions::default()
-        };
-        let end = export(
-            &self.config,
-            destination,
-            &self.store,
-            options,
-            PURPOSE,
-            WhenLocked::Refuse,
-        )
-        .await;
-        if let (Some(f), RunEnd::Ran(r)) = (&fingerprint, &end) {
-            if r.status == RunStatus::Succeeded {
-                if let Err(e) = self
-                    .store
-                    .record_source_fingerprint(destination, f, Utc::now())
-                {
-                    // The next scheduled time exports again: harmless.
-                    eprintln!("audex: destination {destination}: {e}");
-                }
-            }
-        }
-        end
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod execute;
 mod index;
+mod lease;
 mod plan;
 mod rejects;
 pub mod report;
@@ -38,12 +39,13 @@ use crate::error::{ConfigError, Error, Result};
 use crate::registry::BuildContext;
 use crate::settings::{ExportSettings, ExportSpec};
 use crate::source::{SegmentQuery, SegmentSource};
-use crate::state::StateStore;
+use crate::state::{LockHolder, StateStore};
 
+pub use lease::{LockRequest, WhenLocked};
 pub use plan::estimate_calls;
 pub use rejects::{DUPLICATE_KEY, REJECTS_HEADER};
 pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
-pub use run::run_target;
+pub use run::{run_exclusive, run_target};
 
 /// Concurrency when a destination declares no cap.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -138,6 +140,32 @@ pub enum RunEvent<'a> {
     SegmentFinished {
         report: &'a SegmentReport,
     },
+    /// `WhenLocked::Wait`: another live process runs the destination.
+    WaitingForLock {
+        destination: &'a str,
+        holder: &'a LockHolder,
+    },
+    /// The lock was left by a process that is gone or silent; it is ours now.
+    LockTakenOver {
+        destination: &'a str,
+        holder: &'a LockHolder,
+    },
+}
+
+/// How a run under the destination's lock ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The run happened (whatever its status).
+    Ran(Box<RunReport>),
+    /// Another live process holds the destination's lock: not started.
+    Locked(LockHolder),
+    /// `run_on: source_change` and the sources have not changed since the
+    /// last export: nothing to do.
+    Unchanged,
+    /// The run could not start (config, consent, state store).
+    NotStarted(Error),
+    /// Cancelled before the run started (while waiting for the lock).
+    Cancelled,
 }
 
 /// Receives [`RunEvent`]s. Called from the run's task: keep it quick.
@@ -149,6 +177,8 @@ pub trait RunObserver: Send + Sync {
 #[derive(Clone)]
 pub struct TargetExport {
     pub spec: ExportSpec,
+    /// The source's name in the config.
+    pub source_name: String,
     pub source: Arc<dyn SegmentSource>,
     pub query: SegmentQuery,
 }
@@ -181,7 +211,7 @@ impl Target {
             base_dir: config.base_dir.clone(),
         };
         let destination = dest.build(&ctx)?;
-        Target::with_destination(config, name, destination, segment)
+        Target::assemble(config, name, dest, destination, segment)
     }
 
     /// Like [`Target::from_config`], with a destination the caller built
@@ -193,6 +223,16 @@ impl Target {
         segment: Option<&str>,
     ) -> Result<Target> {
         let dest = destination_config(config, name)?;
+        Target::assemble(config, name, dest, destination, segment)
+    }
+
+    fn assemble(
+        config: &Config,
+        name: &str,
+        dest: &dyn crate::registry::DestinationConfig,
+        destination: Arc<dyn Destination>,
+        segment: Option<&str>,
+    ) -> Result<Target> {
         let settings = dest.settings().clone();
         let ctx = BuildContext {
             base_dir: config.base_dir.clone(),
@@ -241,6 +281,7 @@ impl Target {
             };
             exports.push(TargetExport {
                 spec,
+                source_name: seg.source.clone(),
                 source,
                 query: seg.query.clone(),
             });
@@ -289,17 +330,20 @@ pub fn ensure_consent(name: &str, settings: &ExportSettings) -> Result<()> {
     .with_hint("set data_privacy_consent: true once you agree")]))
 }
 
-/// Build the destination `name` from `config` and run it.
+/// Build the destination `name` from `config` and run it under its lock,
+/// as `lock` says. The one path from a destination's name to a finished
+/// run, for `audex run` and library callers alike.
 pub async fn run_destination(
     config: &Config,
     name: &str,
     store: &StateStore,
     options: &RunOptions,
-) -> Result<RunReport> {
-    let dest = destination_config(config, name)?;
-    ensure_consent(name, dest.settings())?;
-    let target = Target::from_config(config, name, options.segment.as_deref())?;
-    run_target(&target, store, options).await
+    lock: &LockRequest,
+) -> RunEnd {
+    match Target::from_config(config, name, options.segment.as_deref()) {
+        Ok(target) => run_exclusive(&target, store, options, lock).await,
+        Err(e) => RunEnd::NotStarted(e),
+    }
 }
 
 #[cfg(test)]

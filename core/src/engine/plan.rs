@@ -131,8 +131,16 @@ pub(crate) async fn plan_segment(
         let first_row = plan.read;
         plan.read += batch.num_rows() as u64;
         if plan.read > limit {
-            drop(stream);
-            return Err(too_large(export, limit).await);
+            // Read on, counting only, to say how large the segment is: the
+            // query runs once.
+            let mut size = plan.read;
+            while let Some(batch) = stream.next().await {
+                if cx.cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                size += batch?.num_rows() as u64;
+            }
+            return Err(too_large(segment, size, limit));
         }
         let mapped = mapper.map_batch(&batch, first_row);
         plan.truncated_values += mapped.truncated_values;
@@ -331,18 +339,12 @@ fn find_key(index: &SegmentIndex, key: &str) -> Option<u32> {
     })
 }
 
-/// The error for a segment over `max_profiles`, with its size when the
-/// source can count it.
-pub(crate) async fn too_large(export: &TargetExport, max_profiles: u64) -> Error {
-    let segment = &export.spec.segment;
-    let size = match export.source.count(&export.query).await {
-        Ok(n) => format!("{n} profiles"),
-        Err(_) => format!("more than {max_profiles} profiles"),
-    };
+/// The error for a segment of `size` rows, over `max_profiles`.
+fn too_large(segment: &str, size: u64, max_profiles: u64) -> Error {
     Error::new(
         ErrorClass::Config,
         format!(
-            "segment `{segment}` has {size}, more than max_profiles ({max_profiles}); nothing was sent"
+            "segment `{segment}` has {size} profiles, more than max_profiles ({max_profiles}); nothing of it was sent"
         ),
     )
     .with_hint("narrow the segment's query, or raise max_profiles if your contract allows it")

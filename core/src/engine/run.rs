@@ -6,16 +6,21 @@ use std::time::Instant;
 
 use super::execute::{Executor, Stop};
 use super::index::flag;
-use super::plan::{plan_segment, too_large, PlanContext, SegmentPlan};
+use super::lease::{self, LockRequest};
+use super::plan::{plan_segment, PlanContext, SegmentPlan};
 use super::rejects::RejectsFile;
 use super::report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
-use super::{ensure_consent, RunEvent, RunOptions, Target, TargetExport, DEFAULT_CONCURRENCY};
+use super::{
+    ensure_consent, RunEnd, RunEvent, RunOptions, Target, TargetExport, DEFAULT_CONCURRENCY,
+};
 use crate::error::{ConfigError, Error, ErrorClass, Result};
 use crate::mapping::Mapper;
 use crate::settings::Mode;
-use crate::state::{FieldsHash, NewRun, StateStore};
+use crate::state::{FieldsHash, LockToken, NewRun, StateStore};
 
-/// Run `target` and record the run in the history.
+/// Run `target` under its destination's lock (refused while another live
+/// process holds it) and record the run in the history. For library
+/// callers; [`run_exclusive`] chooses how to meet a held lock.
 ///
 /// `Err` only when the run could not start (consent not given, another run
 /// of the destination in progress, the state store unusable). Everything
@@ -26,11 +31,71 @@ pub async fn run_target(
     store: &StateStore,
     options: &RunOptions,
 ) -> Result<RunReport> {
-    ensure_consent(&target.name, &target.settings)?;
+    match run_exclusive(target, store, options, &LockRequest::default()).await {
+        RunEnd::Ran(report) => Ok(*report),
+        RunEnd::Locked(holder) => Err(Error::new(
+            ErrorClass::Transient,
+            format!(
+                "another run of destination {} is in progress: {holder}",
+                target.name
+            ),
+        )
+        .with_hint("wait for it to finish (`audex run --wait` waits), or stop it")),
+        RunEnd::NotStarted(e) => Err(e),
+        RunEnd::Unchanged | RunEnd::Cancelled => Err(Error::new(
+            ErrorClass::Internal,
+            format!("the run of destination {} did not start", target.name),
+        )),
+    }
+}
+
+/// Run `target` under its destination's lock: check consent, take the lock
+/// as `lock` says, keep its heartbeat while the engine works, release it,
+/// and record the run in the history. Cancelling `options.cancel` while
+/// waiting for the lock ends [`RunEnd::Cancelled`]; while running, the
+/// calls in flight finish and the run ends `interrupted`.
+pub async fn run_exclusive(
+    target: &Target,
+    store: &StateStore,
+    options: &RunOptions,
+    lock: &LockRequest,
+) -> RunEnd {
+    if let Err(e) = ensure_consent(&target.name, &target.settings) {
+        return RunEnd::NotStarted(e);
+    }
+    let observer = options.observer.as_deref();
+    let token = match lease::take(store, &target.name, lock, &options.cancel, observer).await {
+        Ok(lease::Taken::Ours(token)) => token,
+        Ok(lease::Taken::Held(holder)) => return RunEnd::Locked(holder),
+        Ok(lease::Taken::Cancelled) => return RunEnd::Cancelled,
+        Err(e) => return RunEnd::NotStarted(e),
+    };
+    // A lock taken over while this process was silent is no longer ours:
+    // stop writing, as after a signal.
+    let lost = options.cancel.child_token();
+    let held = RunOptions {
+        cancel: lost.clone(),
+        ..options.clone()
+    };
+    let result = lease::hold(store, &token, &lost, run_held(target, store, &held, &token)).await;
+    lease::release(store, &token);
+    match result {
+        Ok(report) => RunEnd::Ran(Box::new(report)),
+        Err(e) => RunEnd::NotStarted(e),
+    }
+}
+
+/// The run itself, with the lock held.
+async fn run_held(
+    target: &Target,
+    store: &StateStore,
+    options: &RunOptions,
+    lock: &LockToken,
+) -> Result<RunReport> {
     let clock = Instant::now();
     let started_at = crate::state::now();
     let run_id = store.begin_run(&NewRun {
-        destination: &target.name,
+        lock,
         display_name: &target.settings.display_name,
         export_user: &target.settings.export_user.0,
         dry_run: options.dry_run,
@@ -148,17 +213,6 @@ async fn drive(
             format!("destinations.{}", target.name),
             "this destination cannot read its lists back, so --reconcile is not available",
         )]));
-    }
-
-    // A later export's size must not be discovered after an earlier one
-    // wrote: with several exports, count them all first.
-    if target.exports.len() > 1 {
-        for export in &target.exports {
-            let n = export.source.count(&export.query).await?;
-            if n > target.settings.max_profiles {
-                return Err(too_large(export, target.settings.max_profiles).await);
-            }
-        }
     }
 
     if options.cancel.is_cancelled() {

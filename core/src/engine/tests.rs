@@ -34,6 +34,8 @@ type FakeRow = (Option<String>, Option<String>);
 struct FakeSource {
     rows: Arc<Mutex<Vec<FakeRow>>>,
     batch_rows: usize,
+    /// Queries run: streams and counts.
+    queries: Arc<AtomicUsize>,
 }
 
 impl FakeSource {
@@ -41,6 +43,7 @@ impl FakeSource {
         FakeSource {
             rows: Arc::new(Mutex::new(rows)),
             batch_rows: 7,
+            queries: Arc::new(AtomicUsize::new(0)),
         }
     }
     fn emails(emails: &[String]) -> Self {
@@ -50,6 +53,9 @@ impl FakeSource {
                 .map(|e| (Some(e.clone()), Some(format!("n-{e}"))))
                 .collect(),
         )
+    }
+    fn streams(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
     }
     fn set(&self, rows: Vec<(Option<String>, Option<String>)>) {
         *self.rows.lock().unwrap() = rows;
@@ -83,6 +89,7 @@ impl SegmentSource for FakeSource {
         Ok(schema())
     }
     async fn stream(&self, _: &SegmentQuery) -> Result<RecordBatchStream> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
         Ok(Box::pin(futures::stream::iter(
             self.batches().into_iter().map(Ok),
         )))
@@ -120,6 +127,9 @@ struct FakeDest {
 
 impl FakeDest {
     fn new(batch_size: usize, concurrency: usize) -> Arc<Self> {
+        Self::slow(batch_size, concurrency, Duration::from_millis(5))
+    }
+    fn slow(batch_size: usize, concurrency: usize, latency: Duration) -> Arc<Self> {
         Arc::new(FakeDest {
             remote: Mutex::new(Remote::default()),
             limits: Limits {
@@ -128,7 +138,7 @@ impl FakeDest {
                 max_concurrency: Some(concurrency),
                 daily_budget: None,
             },
-            latency: Duration::from_millis(5),
+            latency,
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
         })
@@ -360,6 +370,7 @@ fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode
                     list: ListId(l.to_string()),
                     mode,
                 },
+                source_name: "fake".into(),
                 source: Arc::new((*src).clone()),
                 query: SegmentQuery::Table("profiles".into()),
             })
@@ -615,7 +626,8 @@ async fn a_segment_over_max_profiles_is_refused_before_any_write() {
     assert!(err.message.contains("max_profiles (25)"), "{}", err.message);
     assert_eq!(dest.calls("upsert") + dest.calls("add"), 0);
 
-    // With two exports the second one's size is checked before the first writes.
+    // With two exports, each is held to the limit before any of its own
+    // writes; the segment query runs once (no count before the stream).
     let small = FakeSource::emails(&emails(0..5));
     let mut t = target(
         &dest,
@@ -625,7 +637,10 @@ async fn a_segment_over_max_profiles_is_refused_before_any_write() {
     t.settings.max_profiles = 25;
     let r = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(r.status, RunStatus::Failed);
-    assert_eq!(dest.calls("upsert") + dest.calls("add"), 0);
+    assert!(r.error.unwrap().message.contains("`big` has 30 profiles"));
+    assert_eq!(dest.list("1").len(), 5);
+    assert!(dest.list("2").is_empty());
+    assert_eq!(src.streams(), 2, "one stream per run, no count");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1296,4 +1311,50 @@ async fn a_member_without_an_outcome_is_an_error_not_a_success() {
     expected.remove("user3@example.com");
     expected.insert("user30@example.com".into());
     assert_eq!(dest.list("7"), expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_holds_its_lock_and_stops_when_another_process_takes_it() {
+    let e = env();
+    let store = Arc::new(e.store);
+    // 40 calls of 2 s each, one at a time: 80 s, several heartbeats.
+    let dest = FakeDest::slow(10, 1, Duration::from_secs(2));
+    let src = FakeSource::emails(&emails(0..200));
+    let t = target(&dest, &[("all", 7, &src)], Mode::Mirror);
+
+    let watcher = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let held = store
+                .destination_lock("fake")
+                .unwrap()
+                .expect("held while running");
+            assert_eq!(held.purpose, "audex (library)");
+            // Another process takes the lock over (as after a long silence).
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            store
+                .lock()
+                .execute("UPDATE destination_locks SET token = 'someone-else'", [])
+                .unwrap();
+        })
+    };
+    let r = run_target(&t, &store, &e.options).await.unwrap();
+    watcher.await.unwrap();
+    // The next heartbeat (at 30 s) found the lock gone: the run stopped
+    // after its call in flight instead of writing on.
+    assert_eq!(r.status, RunStatus::Interrupted, "{r:?}");
+    let calls = dest.total_calls();
+    assert!((10..=20).contains(&calls), "{calls} calls");
+    // Its lock is not released on the new holder's behalf.
+    let holder = store.destination_lock("fake").unwrap().expect("still held");
+    assert_eq!(holder.pid, std::process::id());
+    store
+        .lock()
+        .execute("DELETE FROM destination_locks", [])
+        .unwrap();
+    // Unlocked again, a run completes and releases its lock.
+    let r = run_target(&t, &store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(store.destination_lock("fake").unwrap(), None);
 }

@@ -4,14 +4,17 @@
 //!
 //! The decisions are pure logic over explicit instants and an injectable
 //! [`Clock`] ([`Planner`], [`due_now`]); [`Scheduler`] is the loop, which
-//! sleeps, starts runs through a [`Runner`] and records skips. The CLI's
-//! `audex schedule` provides the runner (lock, engine) and the printing.
+//! sleeps, starts runs through a [`Runner`] and records skips.
+//! [`ConfigRunner`] is the runner over a config (build, `run_on:
+//! source_change`, the engine under the destination's lock); the CLI's
+//! `audex schedule` adds only the printing.
 
 mod clock;
 mod cron;
 mod history;
 mod once;
 mod planner;
+mod runner;
 mod service;
 mod trigger;
 
@@ -23,7 +26,8 @@ pub use cron::{next_quota_reset, Schedule, QUOTA_RESET_OFFSET};
 pub use history::last_run;
 pub use once::{due_now, Due, LastRun};
 pub use planner::{Action, Outcome, Planner, Trigger};
+pub use runner::ConfigRunner;
 pub use service::{
     OnceRun, RunEnd, Runner, ScheduleEvent, ScheduleObserver, Scheduler, MAX_NAP, STILL_RUNNING,
 };
-pub use trigger::{runs_on_source_change, sources_fingerprint};
+pub use trigger::sources_fingerprint;

@@ -3,8 +3,9 @@
 //! planner, and stop cleanly.
 //!
 //! The loop knows nothing of locks, engines or printing: the runner does the
-//! run (the CLI's runner takes the destination's lock and calls the engine),
-//! and a [`ScheduleObserver`] hears what happened. Time comes from a
+//! run ([`super::ConfigRunner`] builds the destination and runs it through
+//! the engine, which takes its lock), and a [`ScheduleObserver`] hears what
+//! happened. Time comes from a
 //! [`Clock`]; waiting is `tokio::time::sleep`, so tests drive the loop with
 //! paused tokio time and a clock that follows it, without real waiting.
 
@@ -23,9 +24,10 @@ use super::cron::Schedule;
 use super::history::last_run;
 use super::once::{due_now, Due};
 use super::planner::{Action, Outcome, Planner, Trigger};
-use crate::engine::{RunReport, RunStatus};
+pub use crate::engine::RunEnd;
+use crate::engine::RunStatus;
 use crate::error::{Error, Result};
-use crate::state::{LockHolder, StateStore, DEFAULT_STALE_AFTER};
+use crate::state::{StateStore, DEFAULT_STALE_AFTER};
 
 /// The longest the loop sleeps between looks at the clock, so a wall clock
 /// that jumps (NTP, a machine waking from suspend) is noticed within a
@@ -35,23 +37,6 @@ pub const MAX_NAP: Duration = Duration::from_secs(60);
 /// The reason recorded for a tick that came while the previous run of the
 /// destination (in this process) was still going.
 pub const STILL_RUNNING: &str = "the previous run is still going";
-
-/// How a run the scheduler asked for ended.
-#[derive(Debug)]
-pub enum RunEnd {
-    /// The run happened (whatever its status).
-    Ran(Box<RunReport>),
-    /// Another process holds the destination's lock: not started, and the
-    /// skip is recorded.
-    Locked(LockHolder),
-    /// `run_on: source_change` and the sources have not changed since the
-    /// last export: nothing to do.
-    Unchanged,
-    /// The run could not start (config, state store).
-    NotStarted(Error),
-    /// The scheduler was stopping before the run started.
-    Cancelled,
-}
 
 impl RunEnd {
     /// What the planner needs to know.

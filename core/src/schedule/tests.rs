@@ -720,9 +720,16 @@ mod service {
             ("a", "2026-05-02T02:00:00.000Z"),
             ("b", "2026-05-02T03:01:00.000Z"),
         ] {
+            let lock = match store
+                .try_lock_destination(dest, "test", Utc::now(), crate::state::DEFAULT_STALE_AFTER)
+                .unwrap()
+            {
+                crate::state::LockAttempt::Acquired { token, .. } => token,
+                crate::state::LockAttempt::Held(h) => panic!("held by {h}"),
+            };
             let id = store
                 .begin_run(&crate::state::NewRun {
-                    destination: dest,
+                    lock: &lock,
                     display_name: dest,
                     export_user: "ops",
                     dry_run: false,
@@ -735,6 +742,7 @@ mod service {
             r.destination = dest.into();
             r.finished_at = started.into();
             store.finish_run(&r).unwrap();
+            store.unlock_destination(&lock).unwrap();
             store
                 .lock()
                 .execute(
@@ -783,9 +791,21 @@ mod service {
     #[test]
     fn a_running_row_without_a_live_lock_counts_as_interrupted() {
         let store = StateStore::open_in_memory().unwrap();
+        let lock = match store
+            .try_lock_destination(
+                "mkto",
+                "test",
+                Utc::now(),
+                crate::state::DEFAULT_STALE_AFTER,
+            )
+            .unwrap()
+        {
+            crate::state::LockAttempt::Acquired { token, .. } => token,
+            crate::state::LockAttempt::Held(h) => panic!("held by {h}"),
+        };
         let id = store
             .begin_run(&crate::state::NewRun {
-                destination: "mkto",
+                lock: &lock,
                 display_name: "m",
                 export_user: "ops",
                 dry_run: false,
@@ -795,7 +815,7 @@ mod service {
             .unwrap();
         let now = Utc::now();
         let stale = crate::state::DEFAULT_STALE_AFTER;
-        // Its process (this one) holds the lock begin_run took: running.
+        // Its process (this one) holds the lock: running.
         let last = last_run(&store, "mkto", now, stale).unwrap().unwrap();
         assert!(!last.interrupted && !last.paused);
         // The process dies (the lock names a pid that is gone).

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use super::{db_err, StateStore};
-use crate::error::Result;
+use crate::error::{Error, ErrorClass, Result};
 
 /// How long a heartbeat may be silent before its lock counts as abandoned.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
@@ -155,6 +155,28 @@ pub(super) fn read_holder(
     )
     .optional()
     .map_err(db_err("read a destination lock"))
+}
+
+/// Refuse unless `token` holds its destination's lock, saying who does.
+pub(super) fn ensure_held(conn: &Connection, token: &LockToken) -> Result<()> {
+    match read_holder(conn, &token.destination)? {
+        Some((held, _)) if held == token.token => Ok(()),
+        Some((_, holder)) => Err(Error::new(
+            ErrorClass::Transient,
+            format!(
+                "another run of destination {} is in progress: {holder}",
+                token.destination
+            ),
+        )
+        .with_hint("wait for it to finish (`audex run --wait` waits), or stop it")),
+        None => Err(Error::new(
+            ErrorClass::Internal,
+            format!(
+                "the lock of destination {} is not held: take it before a run",
+                token.destination
+            ),
+        )),
+    }
 }
 
 /// Whether `holder` has given up its lock: its process is gone (when it ran

@@ -1,30 +1,21 @@
 //! The run history: one row per run, one per exported segment.
 
-use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::lock::{self, DEFAULT_STALE_AFTER};
+use super::lock::{self, LockToken};
 use super::{db_err, now, StateStore};
 use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport};
-use crate::error::{Error, ErrorClass, Result};
+use crate::error::{ErrorClass, Result};
 use crate::record::ListId;
 use crate::settings::Mode;
-
-/// The token of the lock `begin_run` takes for a run whose caller holds
-/// none.
-fn run_token(id: i64) -> String {
-    format!("run-{id}")
-}
-
-fn is_run_token(token: &str) -> bool {
-    token.starts_with("run-")
-}
 
 /// A run about to start.
 #[derive(Clone, Debug)]
 pub struct NewRun<'a> {
-    pub destination: &'a str,
+    /// The destination's lock, held by the caller (the engine takes it
+    /// before a run and releases it after).
+    pub lock: &'a LockToken,
     pub display_name: &'a str,
     /// Who is responsible for the export (from the destination's config).
     pub export_user: &'a str,
@@ -57,43 +48,27 @@ impl StateStore {
     /// Record the start of a run and return its id.
     ///
     /// The destination's lock (see [`StateStore::try_lock_destination`]) is
-    /// the one guard against two runs of a destination: `begin_run` refuses
-    /// while another live process (or another run of this one) holds it.
-    /// A caller that took the lock itself (as `audex run` and
-    /// `audex schedule` do, with a heartbeat) keeps it; otherwise the run
-    /// takes it here and [`StateStore::finish_run`] releases it. Holding the
-    /// lock proves that no other run of the destination is going, so a run
-    /// the history still shows as `running` was left by a process that died:
-    /// it is marked `interrupted`.
+    /// the one guard against two runs of a destination, and the run must
+    /// hold it: `begin_run` refuses a token that no longer holds the lock
+    /// (another process took it over). Holding the lock proves that no
+    /// other run of the destination is going, so a run the history still
+    /// shows as `running` was left by a process that died: it is marked
+    /// `interrupted`.
     pub fn begin_run(&self, run: &NewRun<'_>) -> Result<i64> {
         let mut conn = self.lock();
         lock::ensure_tables(&conn)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err("begin a run"))?;
-        let here = lock::host_name();
+        let destination = run.lock.destination();
         let me = std::process::id();
-        let now_utc = Utc::now();
-        let caller_holds = match lock::read_holder(&tx, run.destination)? {
-            Some((token, h)) if h.pid == me && h.host == here && !is_run_token(&token) => true,
-            Some((_, h)) if !lock::is_stale(&h, now_utc, DEFAULT_STALE_AFTER, &here) => {
-                return Err(Error::new(
-                    ErrorClass::Transient,
-                    format!(
-                        "another run of destination {} is in progress: {h}",
-                        run.destination
-                    ),
-                )
-                .with_hint("wait for it to finish (`audex run --wait` waits), or stop it"));
-            }
-            _ => false,
-        };
+        lock::ensure_held(&tx, run.lock)?;
         tx.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?2),
                     error_class = 'internal',
                     error = 'the process ended before the run finished (killed or crashed)'
              WHERE destination = ?1 AND status = 'running'",
-            params![run.destination, now()],
+            params![destination, now()],
         )
         .map_err(db_err("close a stale run"))?;
         tx.execute(
@@ -101,7 +76,7 @@ impl StateStore {
                                dry_run, full, reconcile, pid)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8)",
             params![
-                run.destination,
+                destination,
                 run.display_name,
                 run.export_user,
                 now(),
@@ -113,26 +88,6 @@ impl StateStore {
         )
         .map_err(db_err("record a run"))?;
         let id = tx.last_insert_rowid();
-        if !caller_holds {
-            tx.execute(
-                "INSERT INTO destination_locks
-                     (destination, token, pid, host, purpose, acquired_at, heartbeat_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (destination) DO UPDATE SET
-                     token = excluded.token, pid = excluded.pid, host = excluded.host,
-                     purpose = excluded.purpose, acquired_at = excluded.acquired_at,
-                     heartbeat_at = excluded.heartbeat_at",
-                params![
-                    run.destination,
-                    run_token(id),
-                    i64::from(me),
-                    here,
-                    format!("run {id}"),
-                    lock::ts(now_utc)
-                ],
-            )
-            .map_err(db_err("take a lock"))?;
-        }
         tx.commit().map_err(db_err("commit a run"))?;
         Ok(id)
     }
@@ -207,13 +162,6 @@ impl StateStore {
             )
             .map_err(db_err("record a segment's counts"))?;
         }
-        lock::ensure_tables(&tx)?;
-        // The lock `begin_run` took for this run, if it took one.
-        tx.execute(
-            "DELETE FROM destination_locks WHERE destination = ?1 AND token = ?2",
-            params![report.destination, run_token(report.run_id)],
-        )
-        .map_err(db_err("release a run's lock"))?;
         tx.commit().map_err(db_err("commit a finished run"))
     }
 

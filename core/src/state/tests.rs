@@ -19,9 +19,20 @@ fn member(key: &str, id: &str) -> MemberRow {
     }
 }
 
-fn new_run(dest: &str) -> NewRun<'_> {
+/// Take `dest`'s lock, as the engine does before a run.
+fn take(store: &StateStore, dest: &str) -> LockToken {
+    match store
+        .try_lock_destination(dest, "test", chrono::Utc::now(), DEFAULT_STALE_AFTER)
+        .expect("lock")
+    {
+        LockAttempt::Acquired { token, .. } => token,
+        LockAttempt::Held(h) => panic!("held by {h}"),
+    }
+}
+
+fn new_run(lock: &LockToken) -> NewRun<'_> {
     NewRun {
-        destination: dest,
+        lock,
         display_name: "Marketo",
         export_user: "ops",
         dry_run: false,
@@ -204,7 +215,8 @@ fn purge_deletes_one_destination_and_keeps_history() {
             )
             .expect("checkpoint");
     }
-    let id = store.begin_run(&new_run("mkto")).expect("begin");
+    let lock = take(&store, "mkto");
+    let id = store.begin_run(&new_run(&lock)).expect("begin");
     let counts = store.purge_destination("mkto").expect("purge");
     assert_eq!(
         counts,
@@ -221,7 +233,8 @@ fn purge_deletes_one_destination_and_keeps_history() {
 #[test]
 fn run_history_round_trips_with_segments() {
     let store = StateStore::open_in_memory().expect("open");
-    let id = store.begin_run(&new_run("mkto")).expect("begin");
+    let lock = take(&store, "mkto");
+    let id = store.begin_run(&new_run(&lock)).expect("begin");
     let running = store.run(id).expect("read").expect("exists");
     assert_eq!(running.status, RunStatus::Running);
     assert_eq!(running.export_user, "ops");
@@ -255,29 +268,31 @@ fn run_history_round_trips_with_segments() {
     assert_eq!(got.error, report.error);
     assert_eq!(got.rejects_file.as_deref(), Some("r.csv"));
 
-    let id2 = store.begin_run(&new_run("other")).expect("begin");
+    let other = take(&store, "other");
+    let id2 = store.begin_run(&new_run(&other)).expect("begin");
     let list = store.runs(10).expect("list");
     assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id2, id]);
     assert_eq!(store.runs(1).expect("list").len(), 1);
 }
 
 #[test]
-fn one_live_run_per_destination_and_stale_runs_are_closed() {
+fn a_run_needs_the_lock_and_stale_runs_are_closed() {
     let store = StateStore::open_in_memory().expect("open");
-    let first = store.begin_run(&new_run("mkto")).expect("begin");
-    // The run took the destination's lock: a second run is refused, even
-    // from this process.
+    let lock = take(&store, "mkto");
+    let first = store.begin_run(&new_run(&lock)).expect("begin");
+    // The lock is held by this process; another taker is refused.
     let holder = store.destination_lock("mkto").expect("lock").expect("held");
     assert_eq!(holder.pid, std::process::id());
-    let err = store.begin_run(&new_run("mkto")).expect_err("busy");
-    assert!(err.message().contains("in progress"), "{err}");
-    assert!(err.message().contains(&format!("run {first}")), "{err}");
-    // Another destination is independent.
-    store
-        .begin_run(&new_run("other"))
-        .expect("other destination");
+    match store
+        .try_lock_destination("mkto", "other", chrono::Utc::now(), DEFAULT_STALE_AFTER)
+        .expect("try")
+    {
+        LockAttempt::Held(h) => assert_eq!(h.purpose, "test"),
+        LockAttempt::Acquired { .. } => panic!("two holders"),
+    }
     // The process of the first run dies (its lock names a pid that is gone):
-    // the lock is taken over and the run is closed as interrupted.
+    // the lock is taken over, the old token no longer starts runs, and the
+    // new holder's run closes the old one as interrupted.
     store
         .lock()
         .execute(
@@ -285,13 +300,20 @@ fn one_live_run_per_destination_and_stale_runs_are_closed() {
             [i64::from(u32::MAX)],
         )
         .expect("fake a dead pid");
-    let second = store.begin_run(&new_run("mkto")).expect("stale run closed");
+    let second_lock = take(&store, "mkto");
+    let err = store.begin_run(&new_run(&lock)).expect_err("taken over");
+    assert!(err.message().contains("in progress"), "{err}");
+    let second = store
+        .begin_run(&new_run(&second_lock))
+        .expect("stale run closed");
     let stale = store.run(first).expect("read").expect("exists");
     assert_eq!(stale.status, RunStatus::Interrupted);
     assert!(stale.error.is_some());
     assert!(second > first);
-    // Finishing the run releases the lock it took.
+    // Finishing a run leaves the lock to its holder, who releases it.
     store.finish_run(&finished("mkto", second)).expect("finish");
+    assert!(store.destination_lock("mkto").expect("lock").is_some());
+    store.unlock_destination(&second_lock).expect("unlock");
     assert_eq!(store.destination_lock("mkto").expect("lock"), None);
 }
 
@@ -311,44 +333,18 @@ fn finished(dest: &str, run_id: i64) -> RunReport {
 }
 
 #[test]
-fn a_caller_holding_the_lock_runs_and_keeps_it() {
-    let store = StateStore::open_in_memory().expect("open");
-    let now = chrono::Utc::now();
-    let token = match store
-        .try_lock_destination("mkto", "audex run", now, DEFAULT_STALE_AFTER)
-        .expect("lock")
-    {
-        LockAttempt::Acquired { token, .. } => token,
-        LockAttempt::Held(h) => panic!("held by {h}"),
-    };
-    let id = store
-        .begin_run(&new_run("mkto"))
-        .expect("the holder may run");
-    store.finish_run(&finished("mkto", id)).expect("finish");
-    // The caller's lock outlives the run; the caller releases it.
-    let holder = store.destination_lock("mkto").expect("lock").expect("held");
-    assert_eq!(holder.purpose, "audex run");
-    store.unlock_destination(&token).expect("unlock");
-    assert_eq!(store.destination_lock("mkto").expect("lock"), None);
-}
-
-#[test]
 fn a_run_is_refused_while_another_live_process_holds_the_lock() {
     let store = StateStore::open_in_memory().expect("open");
-    // Process 1 (init) is alive on this host; a fresh heartbeat.
-    store
-        .try_lock_destination(
-            "mkto",
-            "audex schedule",
-            chrono::Utc::now(),
-            DEFAULT_STALE_AFTER,
-        )
-        .expect("lock");
+    let ours = take(&store, "mkto");
+    // Process 1 (init) is alive on this host and takes the lock over.
     store
         .lock()
-        .execute("UPDATE destination_locks SET pid = 1", [])
+        .execute(
+            "UPDATE destination_locks SET pid = 1, token = 'theirs', purpose = 'audex schedule'",
+            [],
+        )
         .expect("hand the lock to pid 1");
-    let err = store.begin_run(&new_run("mkto")).expect_err("locked");
+    let err = store.begin_run(&new_run(&ours)).expect_err("locked");
     assert!(
         err.message().contains("audex schedule (process 1 on "),
         "{err}"
@@ -360,12 +356,13 @@ fn a_run_is_refused_while_another_live_process_holds_the_lock() {
 fn the_last_run_ignores_dry_runs() {
     let store = StateStore::open_in_memory().expect("open");
     assert_eq!(store.last_run("mkto").expect("last"), None);
-    let real = store.begin_run(&new_run("mkto")).expect("begin");
+    let lock = take(&store, "mkto");
+    let real = store.begin_run(&new_run(&lock)).expect("begin");
     store.finish_run(&finished("mkto", real)).expect("finish");
     let dry = store
         .begin_run(&NewRun {
             dry_run: true,
-            ..new_run("mkto")
+            ..new_run(&lock)
         })
         .expect("begin");
     store.finish_run(&finished("mkto", dry)).expect("finish");
