@@ -102,6 +102,11 @@ async fn passes_against_the_simulator() {
     assert_eq!(stdout.matches("source crm").count(), 1, "{stdout}");
     let source = line(&stdout, "connect");
     assert!(source.contains("1 table readable: profiles"), "{source}");
+    // The files it read, relative to the config's folder.
+    assert!(
+        source.contains("profiles (1 file: data/profiles.csv)"),
+        "{source}"
+    );
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(!stdout.contains("sim-client-secret") && !stderr.contains("sim-client-secret"));
 }

@@ -1,29 +1,27 @@
 //! The files source's fingerprint, for `run_on: source_change`: every file
-//! its tables read (a file, the files under a folder of partitions, or the
-//! files a glob matches), each with its size and modification time. A file
-//! added, removed, rewritten or touched changes it.
+//! its tables read, as [`crate::listing::list`] names them (the same files a
+//! run reads), each with its size and modification time. A file added,
+//! removed, rewritten or touched changes it; a marker such as `_SUCCESS`, a
+//! hidden file or a file a glob does not name does not.
 
-use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::config::has_glob;
-use crate::source::{wildcard_match, ResolvedTable};
+use crate::listing;
+use crate::source::ResolvedTable;
 
 /// The fingerprint of `tables` (reads metadata only, never contents).
 pub(crate) fn fingerprint(tables: &[ResolvedTable]) -> String {
     let mut parts = Vec::new();
     for table in tables {
         parts.push(format!("table\t{}", table.name));
-        let mut files = Vec::new();
-        if has_glob(&table.configured) {
-            let (base, pattern) = split_glob(&table.location);
-            collect_glob(&base, &pattern, &mut files);
-        } else if table.location.is_dir() {
-            collect_folder(&table.location, &mut files);
-        } else {
-            files.push(table.location.clone());
-        }
-        files.sort();
+        let files = match listing::list(table) {
+            Ok(listing) => listing.files,
+            Err(e) => {
+                // The run reports it; here it is just different.
+                parts.push(format!("unreadable\t{}", e.message));
+                continue;
+            }
+        };
         for file in files {
             parts.push(match std::fs::metadata(&file) {
                 Ok(meta) => {
@@ -34,7 +32,6 @@ pub(crate) fn fingerprint(tables: &[ResolvedTable]) -> String {
                         .map_or(0, |d| d.as_nanos());
                     format!("{}\t{}\t{modified}", file.display(), meta.len())
                 }
-                // The run reports a missing file; here it is just different.
                 Err(_) => format!("{}\tmissing", file.display()),
             });
         }
@@ -42,75 +39,19 @@ pub(crate) fn fingerprint(tables: &[ResolvedTable]) -> String {
     audex_core::fingerprint_digest(parts)
 }
 
-/// The folder before the first component holding a wildcard, and the
-/// components from there.
-fn split_glob(pattern: &Path) -> (PathBuf, Vec<String>) {
-    let mut base = PathBuf::new();
-    let mut rest = Vec::new();
-    for c in pattern.components() {
-        let s = c.as_os_str().to_string_lossy().to_string();
-        if !rest.is_empty() || has_glob(&s) {
-            rest.push(s);
-        } else {
-            base.push(c);
-        }
-    }
-    (base, rest)
-}
-
-fn collect_glob(dir: &Path, parts: &[String], out: &mut Vec<PathBuf>) {
-    let Some((first, rest)) = parts.split_first() else {
-        return;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !wildcard_match(first, &name) {
-            continue;
-        }
-        let path = entry.path();
-        if rest.is_empty() {
-            if path.is_file() {
-                out.push(path);
-            }
-        } else if path.is_dir() {
-            collect_glob(&path, rest, out);
-        }
-    }
-}
-
-/// Every data file under a folder of partitions, recursively; hidden files
-/// and markers such as `_SUCCESS` are not data.
-fn collect_folder(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            collect_folder(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
-    fn table(name: &str, configured: &str, location: PathBuf) -> ResolvedTable {
+    fn table(base: &Path, name: &str, configured: &str) -> ResolvedTable {
         ResolvedTable {
             name: name.into(),
             configured: configured.into(),
-            location,
+            location: base.join(configured),
+            base_dir: base.to_path_buf(),
             format: None,
             delimiter: None,
             text_columns: Vec::new(),
@@ -128,9 +69,9 @@ mod tests {
         std::fs::create_dir_all(d.join("g")).unwrap();
         std::fs::write(d.join("g/p-1.csv"), "email\n").unwrap();
         let tables = vec![
-            table("a", "a.csv", d.join("a.csv")),
-            table("parts", "parts", d.join("parts")),
-            table("g", "g/p-*.csv", d.join("g/p-*.csv")),
+            table(d, "a", "a.csv"),
+            table(d, "parts", "parts"),
+            table(d, "g", "g/p-*.csv"),
         ];
         let first = fingerprint(&tables);
         assert_eq!(fingerprint(&tables), first, "stable");
@@ -153,5 +94,53 @@ mod tests {
         // A rewritten file (another size).
         std::fs::write(d.join("a.csv"), "email\nx@example.com\ny@example.com\n").unwrap();
         assert_ne!(fingerprint(&tables), third);
+    }
+
+    /// Nested folders: the fingerprint watches the files a run reads, at any
+    /// depth, and nothing else.
+    #[test]
+    fn watches_nested_files_as_they_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |rel: &str, text: &str| {
+            let path = d.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("data/top.csv", "id\n1\n");
+        write("data/a/p1.csv", "id\n2\n");
+        write("data/b/c/p2.csv", "id\n3\n");
+        let each = |configured: &str| fingerprint(&[table(d, "t", configured)]);
+        let layouts = [
+            "data",
+            "data/**/*.csv",
+            "data/*/*.csv",
+            "data/[ab]/**/p*.csv",
+        ];
+        let before: Vec<String> = layouts.iter().map(|l| each(l)).collect();
+
+        // Not read by any of them: a hidden file, a marker, another format.
+        write("data/b/c/.p2.csv.crc", "x");
+        write("data/b/_SUCCESS", "");
+        write("data/b/c/notes.txt", "x");
+        let after: Vec<String> = layouts.iter().map(|l| each(l)).collect();
+        assert_eq!(after, before);
+
+        // A nested file rewritten: every layout that reads it changes.
+        write("data/b/c/p2.csv", "id\n3\n4\n");
+        let after: Vec<String> = layouts.iter().map(|l| each(l)).collect();
+        assert_ne!(after[0], before[0], "folder");
+        assert_ne!(after[1], before[1], "data/**/*.csv");
+        assert_eq!(
+            after[2], before[2],
+            "data/*/*.csv does not read data/b/c/p2.csv"
+        );
+        assert_ne!(after[3], before[3], "data/[ab]/**/p*.csv");
+
+        // A glob that matches nothing is a state too, and a file appearing
+        // changes it.
+        let none = each("data/z/*.csv");
+        write("data/z/p3.csv", "id\n5\n");
+        assert_ne!(each("data/z/*.csv"), none);
     }
 }

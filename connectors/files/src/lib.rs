@@ -7,6 +7,7 @@
 pub mod config;
 mod error;
 mod fingerprint;
+mod listing;
 pub mod source;
 
 use std::sync::Arc;
@@ -31,16 +32,24 @@ impl FilesConfig {
     /// The source with every path resolved against the config's folder.
     /// Opens nothing: files are read on first use.
     pub fn resolve(&self, ctx: &BuildContext) -> FilesSource {
+        // A config in the working directory has an empty folder.
+        let base = if ctx.base_dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            ctx.base_dir.as_path()
+        };
+        let base_dir = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let tables = self
             .tables
             .iter()
             .map(|(name, spec)| {
-                let joined = ctx.base_dir.join(spec.path());
+                let joined = base_dir.join(spec.path());
                 let location = std::path::absolute(&joined).unwrap_or(joined);
                 ResolvedTable {
                     name: name.clone(),
                     configured: spec.path().to_string(),
                     location,
+                    base_dir: base_dir.clone(),
                     format: spec.0.format,
                     delimiter: spec.0.delimiter.and_then(|c| u8::try_from(c).ok()),
                     text_columns: spec.0.text_columns.clone(),

@@ -12,23 +12,32 @@ use audex_core::{Error, ErrorClass, RecordBatchStream, Result, SegmentQuery, Seg
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
 use datafusion::execution::options::ReadOptions;
+use datafusion::execution::SessionState;
+use datafusion::object_store::{ObjectMeta, ObjectStore};
 use datafusion::prelude::{
     CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SQLOptions, SessionConfig,
     SessionContext,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
+use url::Url;
 
-use crate::config::{has_glob, Format};
+use crate::config::Format;
 use crate::error::{describe, query_error};
+use crate::listing;
 
 /// Rows a CSV or NDJSON table's column types are inferred from.
 const INFER_ROWS: usize = 10_000;
 /// Rows per Arrow batch handed downstream.
 const BATCH_ROWS: usize = 8192;
 const BOM: char = '\u{feff}';
+/// A table with at most this many files has them named by `check`.
+const FEW_FILES: usize = 3;
 
 /// A table with its path resolved against the config's folder.
 #[derive(Clone, Debug)]
@@ -38,6 +47,9 @@ pub struct ResolvedTable {
     pub configured: String,
     /// Absolute file, folder or glob.
     pub location: PathBuf,
+    /// The config file's folder, absolute: a relative glob starts here, and
+    /// `check` shows files relative to it.
+    pub base_dir: PathBuf,
     pub format: Option<Format>,
     pub delimiter: Option<u8>,
     /// Columns read as Utf8 whatever their inferred type.
@@ -64,12 +76,15 @@ impl TableFailure {
 
 struct Session {
     ctx: SessionContext,
+    /// The files each registered table reads.
+    files: BTreeMap<String, Vec<PathBuf>>,
     failed: BTreeMap<String, TableFailure>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
+            .field("files", &self.files)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
@@ -99,14 +114,20 @@ impl FilesSource {
         self.session
             .get_or_init(|| async {
                 let ctx = SessionContext::new_with_config(session_config());
+                let mut files = BTreeMap::new();
                 let mut failed = BTreeMap::new();
                 for table in &self.tables {
-                    if let Err(f) = register(&ctx, table).await {
-                        tracing::debug!(table = %table.name, error = %f.message, "table not registered");
-                        failed.insert(table.name.clone(), f);
+                    match register(&ctx, table).await {
+                        Ok(read) => {
+                            files.insert(table.name.clone(), read);
+                        }
+                        Err(f) => {
+                            tracing::debug!(table = %table.name, error = %f.message, "table not registered");
+                            failed.insert(table.name.clone(), f);
+                        }
                     }
                 }
-                Session { ctx, failed }
+                Session { ctx, files, failed }
             })
             .await
     }
@@ -182,10 +203,18 @@ impl SegmentSource for FilesSource {
         match session.failed.values().next() {
             None => {
                 let n = self.tables.len();
+                let tables: Vec<String> = self
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        let files = session.files.get(&t.name).map_or(&[][..], Vec::as_slice);
+                        format!("{} ({})", t.name, files_read(&t.base_dir, files))
+                    })
+                    .collect();
                 Ok(format!(
                     "{n} table{} readable: {}",
                     if n == 1 { "" } else { "s" },
-                    self.table_names().join(", ")
+                    tables.join(", ")
                 ))
             }
             Some(first) if session.failed.len() == 1 => Err(first.to_error()),
@@ -248,6 +277,22 @@ impl SegmentSource for FilesSource {
     }
 }
 
+/// The files a table reads, for `check`'s one line: named (relative to the
+/// config's folder) when there are few, else the count and the first and
+/// last.
+fn files_read(base: &Path, files: &[PathBuf]) -> String {
+    let show = |f: &PathBuf| f.strip_prefix(base).unwrap_or(f).display().to_string();
+    match files {
+        [] => "no files".to_string(),
+        [one] => format!("1 file: {}", show(one)),
+        few if few.len() <= FEW_FILES => {
+            let names: Vec<String> = few.iter().map(show).collect();
+            format!("{} files: {}", few.len(), names.join(", "))
+        }
+        [first, .., last] => format!("{} files: {} … {}", files.len(), show(first), show(last)),
+    }
+}
+
 fn label(query: &SegmentQuery) -> String {
     match query {
         SegmentQuery::Table(t) => format!("table `{t}`"),
@@ -305,89 +350,130 @@ fn failure(class: ErrorClass, message: String, hint: Option<&str>) -> TableFailu
     }
 }
 
-/// Register one table, finding its format and schema.
+/// Register one table: list its files, infer one schema over all of them,
+/// and hand DataFusion exactly that list (never a folder or a glob to list
+/// again its own way). Returns the files.
 async fn register(
     ctx: &SessionContext,
     table: &ResolvedTable,
-) -> std::result::Result<(), TableFailure> {
+) -> std::result::Result<Vec<PathBuf>, TableFailure> {
     let name = &table.name;
     let shown = table.location.display().to_string();
-    let location = table.location.to_string_lossy().to_string();
-    let (url, format, extension) = if has_glob(&table.configured) {
-        let format = table
-            .format
-            .or_else(|| Format::from_extension(&location))
-            .ok_or_else(|| {
-                failure(
-                    ErrorClass::Config,
-                    format!("table `{name}`: cannot tell the format of {shown} from its extension"),
-                    Some("add `format: csv|parquet|ndjson` to the table"),
-                )
-            })?;
-        glob_has_matches(&location).map_err(|m| {
+    let owned = table.clone();
+    let listing = tokio::task::spawn_blocking(move || listing::list(&owned))
+        .await
+        .map_err(|e| {
+            failure(
+                ErrorClass::Internal,
+                format!("table `{name}`: listing its files stopped: {e}"),
+                None,
+            )
+        })?
+        .map_err(|e| {
             failure(
                 ErrorClass::Config,
-                format!("table `{name}`: {m}"),
-                Some("paths are relative to the config file's folder"),
+                format!("table `{name}`: {}", e.message),
+                Some(e.hint),
             )
         })?;
-        // The glob itself selects the files.
-        (location.clone(), format, String::new())
-    } else {
-        let meta = tokio::fs::metadata(&table.location).await.map_err(|e| {
-            let what = if e.kind() == std::io::ErrorKind::NotFound {
-                "file not found".to_string()
-            } else {
-                format!("cannot read: {e}")
-            };
-            failure(
-                ErrorClass::Config,
-                format!("table `{name}`: {what}: {shown}"),
-                Some("paths are relative to the config file's folder"),
-            )
-        })?;
-        if meta.is_dir() {
-            let (format, extension) =
-                folder_format(&table.location, table.format).map_err(|m| {
-                    failure(
-                        ErrorClass::Config,
-                        format!("table `{name}`: {m}: {shown}"),
-                        Some("add `format: csv|parquet|ndjson` to the table"),
-                    )
-                })?;
-            (
-                format!("{}/", location.trim_end_matches('/')),
-                format,
-                extension,
-            )
-        } else {
-            let format = table
-                .format
-                .or_else(|| Format::from_extension(&location))
-                .ok_or_else(|| {
-                    failure(
-                        ErrorClass::Config,
-                        format!(
-                            "table `{name}`: cannot tell the format of {shown} from its extension"
-                        ),
-                        Some("add `format: csv|parquet|ndjson` to the table"),
-                    )
-                })?;
-            // A single named file is read whatever its extension.
-            (location.clone(), format, String::new())
-        }
-    };
-
-    let table_url = ListingTableUrl::parse(&url).map_err(|e| {
+    let format = listing.format;
+    let urls = listing
+        .files
+        .iter()
+        .map(|f| file_url(f))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|m| failure(ErrorClass::Config, format!("table `{name}`: {m}"), None))?;
+    let options = listing_options(ctx, table, format);
+    let unreadable = |(file, e): SchemaFailure| {
+        // Each file reads alone, but together they do not agree.
+        let disagree = file.is_none() && listing.files.len() > 1;
+        let what = match file {
+            Some(f) => f.display().to_string(),
+            None if disagree => format!("the {} files of {shown}", listing.files.len()),
+            None => shown.clone(),
+        };
         failure(
             ErrorClass::Config,
-            format!("table `{name}`: invalid path {shown}: {}", describe(&e)),
-            None,
+            format!(
+                "table `{name}`: cannot read {what} as {format}: {}",
+                describe(&e)
+            ),
+            Some(match format {
+                _ if disagree => "the files of a table must have the same columns and types",
+                Format::Parquet => "the file is not a readable Parquet file",
+                Format::Csv => "the file must be UTF-8 CSV with a header row",
+                Format::Ndjson => "the file must hold one JSON object per line",
+            }),
+        )
+    };
+    let state = ctx.state();
+    let (store, objects) = objects(&state, &listing.files, &urls)
+        .await
+        .map_err(unreadable)?;
+    if format == Format::Csv {
+        csv_headers_agree(ctx, &state, table, &store, &objects).await?;
+    }
+    let schema = infer_schema(&state, &options, &store, &objects)
+        .await
+        .map_err(unreadable)?;
+    if schema.fields().is_empty() {
+        return Err(failure(
+            ErrorClass::Config,
+            format!("table `{name}`: no columns found in {shown} (empty file)"),
+            Some("a CSV file needs a header row"),
+        ));
+    }
+    let text_columns: &[String] = if format == Format::Csv {
+        &table.text_columns
+    } else {
+        &[]
+    };
+    let schema = as_text(strip_bom(schema), text_columns).map_err(|missing| {
+        failure(
+            ErrorClass::Config,
+            format!(
+                "table `{name}`: text_columns names `{missing}`, which is not a column of {shown}"
+            ),
+            Some("text_columns lists column names of the table's header"),
         )
     })?;
+    let cannot_register = |e: DataFusionError| {
+        failure(
+            ErrorClass::Config,
+            format!("table `{name}`: cannot register {shown}: {}", describe(&e)),
+            None,
+        )
+    };
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let provider = ListingTable::try_new(config)
+        .map_err(cannot_register)?
+        .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
+    ctx.register_table(name.as_str(), Arc::new(provider))
+        .map_err(cannot_register)?;
+    tracing::debug!(table = %name, files = ?listing.files, "table registered");
+    Ok(listing.files)
+}
+
+/// A `file://` URL naming one file, for DataFusion; never a pattern, whatever
+/// characters the file's name holds.
+fn file_url(path: &Path) -> std::result::Result<ListingTableUrl, String> {
+    let url = Url::from_file_path(path)
+        .map_err(|()| format!("cannot make a file URL of {}", path.display()))?;
+    // Resolve `..` as DataFusion does for the paths it parses itself.
+    let url = Url::parse(url.as_str())
+        .map_err(|e| format!("cannot make a file URL of {}: {e}", path.display()))?;
+    ListingTableUrl::try_new(url, None)
+        .map_err(|e| format!("cannot read {}: {}", path.display(), describe(&e)))
+}
+
+/// How DataFusion reads the table's files. The file extension filter is
+/// off: [`listing::list`] has chosen the files.
+fn listing_options(ctx: &SessionContext, table: &ResolvedTable, format: Format) -> ListingOptions {
     let config = ctx.copied_config();
     let table_options = ctx.copied_table_options();
-    let options: ListingOptions = match format {
+    match format {
         Format::Csv => {
             let mut read = CsvReadOptions::new()
                 .has_header(true)
@@ -411,58 +497,146 @@ async fn register(
             .schema_infer_max_records(INFER_ROWS)
             .to_listing_options(&config, table_options),
     }
-    .with_file_extension(extension);
+    .with_file_extension(String::new())
+}
 
-    let state = ctx.state();
-    let schema = options
-        .infer_schema(&state, &table_url)
-        .await
-        .map_err(|e| {
-            failure(
-                ErrorClass::Config,
-                format!(
-                    "table `{name}`: cannot read {shown} as {format}: {}",
-                    describe(&e)
-                ),
-                Some(match format {
-                    Format::Parquet => "the file is not a readable Parquet file",
-                    Format::Csv => "the file must be UTF-8 CSV with a header row",
-                    Format::Ndjson => "the file must hold one JSON object per line",
-                }),
-            )
-        })?;
-    if schema.fields().is_empty() {
-        return Err(failure(
-            ErrorClass::Config,
-            format!(
-                "table `{name}`: no columns found in {shown} (empty file, or no files matched)"
-            ),
-            Some("check the path; a CSV file needs a header row"),
-        ));
-    }
-    let text_columns: &[String] = if format == Format::Csv {
-        &table.text_columns
-    } else {
-        &[]
-    };
-    let schema = as_text(strip_bom(schema), text_columns).map_err(|missing| {
-        failure(
-            ErrorClass::Config,
-            format!(
-                "table `{name}`: text_columns names `{missing}`, which is not a column of {shown}"
-            ),
-            Some("text_columns lists column names of the table's header"),
+/// A failure while reading the files' schemas: the file at fault when one
+/// is, and DataFusion's error.
+type SchemaFailure = (Option<PathBuf>, DataFusionError);
+
+/// The files as DataFusion's object store sees them, each with its path.
+/// Empty files are left out: they hold no schema (DataFusion skips them the
+/// same way when it infers one).
+async fn objects<'f>(
+    state: &SessionState,
+    files: &'f [PathBuf],
+    urls: &[ListingTableUrl],
+) -> std::result::Result<(Arc<dyn ObjectStore>, Vec<(&'f PathBuf, ObjectMeta)>), SchemaFailure> {
+    let first = urls.first().ok_or_else(|| {
+        (
+            None,
+            DataFusionError::Plan("the table has no files".to_string()),
         )
     })?;
-    ctx.register_listing_table(name.as_str(), url, options, Some(schema), None)
-        .await
-        .map_err(|e| {
-            failure(
-                ErrorClass::Config,
-                format!("table `{name}`: cannot register {shown}: {}", describe(&e)),
-                None,
-            )
-        })
+    let store = state
+        .runtime_env()
+        .object_store(first)
+        .map_err(|e| (None, e))?;
+    let mut objects = Vec::with_capacity(urls.len());
+    for (file, url) in files.iter().zip(urls) {
+        let found: Vec<ObjectMeta> = url
+            .list_all_files(state, store.as_ref(), "")
+            .await
+            .map_err(|e| (Some(file.clone()), e))?
+            .try_collect()
+            .await
+            .map_err(|e| (Some(file.clone()), e))?;
+        if found.is_empty() {
+            // Listed a moment ago, gone now: say so rather than read less.
+            return Err((
+                Some(file.clone()),
+                DataFusionError::Plan("the file was removed while the table was read".into()),
+            ));
+        }
+        objects.extend(found.into_iter().map(|o| (file, o)));
+    }
+    objects.retain(|(_, o)| o.size > 0);
+    Ok((store, objects))
+}
+
+/// One schema over every file (CSV and NDJSON types from the first
+/// [`INFER_ROWS`] rows across them, Parquet footers merged). On failure, the
+/// file that cannot be read alone, if one cannot.
+async fn infer_schema(
+    state: &SessionState,
+    options: &ListingOptions,
+    store: &Arc<dyn ObjectStore>,
+    objects: &[(&PathBuf, ObjectMeta)],
+) -> std::result::Result<SchemaRef, SchemaFailure> {
+    let metas: Vec<ObjectMeta> = objects.iter().map(|(_, o)| o.clone()).collect();
+    match options.format.infer_schema(state, store, &metas).await {
+        Ok(schema) => Ok(schema),
+        Err(e) => {
+            for (file, meta) in objects {
+                let alone = options
+                    .format
+                    .infer_schema(state, store, std::slice::from_ref(meta))
+                    .await;
+                if let Err(own) = alone {
+                    return Err((Some((*file).clone()), own));
+                }
+            }
+            Err((None, e))
+        }
+    }
+}
+
+/// CSV columns are read by position, so every file of a CSV table must have
+/// the first file's header: a file with other columns, or the same in
+/// another order, would put its values under the wrong names. (Parquet and
+/// NDJSON are read by column name.) Reads each file's header only.
+async fn csv_headers_agree(
+    ctx: &SessionContext,
+    state: &SessionState,
+    table: &ResolvedTable,
+    store: &Arc<dyn ObjectStore>,
+    objects: &[(&PathBuf, ObjectMeta)],
+) -> std::result::Result<(), TableFailure> {
+    if objects.len() < 2 {
+        return Ok(());
+    }
+    let name = &table.name;
+    // No rows: the header alone.
+    let mut read = CsvReadOptions::new()
+        .has_header(true)
+        .newlines_in_values(true)
+        .truncated_rows(true)
+        .schema_infer_max_records(0);
+    if let Some(d) = table.delimiter {
+        read = read.delimiter(d);
+    }
+    let header_of = read.to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    let mut first: Option<(&PathBuf, Vec<String>)> = None;
+    for (file, meta) in objects {
+        let schema = header_of
+            .format
+            .infer_schema(state, store, std::slice::from_ref(meta))
+            .await
+            .map_err(|e| {
+                failure(
+                    ErrorClass::Config,
+                    format!(
+                        "table `{name}`: cannot read the header of {}: {}",
+                        file.display(),
+                        describe(&e)
+                    ),
+                    Some("the file must be UTF-8 CSV with a header row"),
+                )
+            })?;
+        let columns: Vec<String> = strip_bom(schema)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        match &first {
+            None => first = Some((file, columns)),
+            Some((first_file, expected)) if *expected != columns => {
+                return Err(failure(
+                    ErrorClass::Config,
+                    format!(
+                        "table `{name}`: {} has the columns ({}), but {} has ({})",
+                        file.display(),
+                        columns.join(", "),
+                        first_file.display(),
+                        expected.join(", ")
+                    ),
+                    Some("the CSV files of a table must have the same header (columns are read by position)"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The schema with `columns` turned into nullable Utf8; the first name that is
@@ -514,133 +688,9 @@ fn strip_bom(schema: SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// The format of a folder of partitions, and the extension that selects its
-/// data files (so `_SUCCESS` markers and the like are skipped).
-fn folder_format(
-    dir: &Path,
-    explicit: Option<Format>,
-) -> std::result::Result<(Format, String), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list the folder: {e}"))?;
-    let mut seen: BTreeMap<&'static str, (Format, String)> = BTreeMap::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        if let Some(f) = Format::from_extension(&name) {
-            let ext = Path::new(&name)
-                .extension()
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .unwrap_or_default();
-            seen.entry(f.name()).or_insert((f, ext));
-        }
-    }
-    match explicit {
-        Some(f) => {
-            let ext = seen
-                .values()
-                .find(|(g, _)| *g == f)
-                .map(|(_, e)| e.clone())
-                .unwrap_or_default();
-            Ok((f, ext))
-        }
-        None => {
-            let mut formats = seen.into_values();
-            match (formats.next(), formats.next()) {
-                (Some(one), None) => Ok(one),
-                (None, _) => Err("no .csv, .parquet or .json files in the folder".to_string()),
-                (Some(_), Some(_)) => Err("the folder holds files of several formats".to_string()),
-            }
-        }
-    }
-}
-
-/// Whether a glob matches at least one file, so "no files" is a clear error
-/// rather than an empty table.
-fn glob_has_matches(pattern: &str) -> std::result::Result<(), String> {
-    // Find the folder before the first component holding a wildcard.
-    let path = Path::new(pattern);
-    let mut base = PathBuf::new();
-    let mut rest = Vec::new();
-    let mut in_glob = false;
-    for c in path.components() {
-        let s = c.as_os_str().to_string_lossy().to_string();
-        if in_glob || has_glob(&s) {
-            in_glob = true;
-            rest.push(s);
-        } else {
-            base.push(c);
-        }
-    }
-    if !base.is_dir() {
-        return Err(format!("folder not found: {}", base.display()));
-    }
-    let any = walk_matches(&base, &rest);
-    if any {
-        Ok(())
-    } else {
-        Err(format!("no files match {pattern}"))
-    }
-}
-
-fn walk_matches(dir: &Path, parts: &[String]) -> bool {
-    let Some((first, rest)) = parts.split_first() else {
-        return false;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !wildcard_match(first, &name) {
-            continue;
-        }
-        let p = entry.path();
-        if rest.is_empty() {
-            if p.is_file() {
-                return true;
-            }
-        } else if p.is_dir() && walk_matches(&p, rest) {
-            return true;
-        }
-    }
-    false
-}
-
-/// `*` and `?` matching of one path component; `[...]` classes are treated
-/// as matching any one character (good enough to tell "no files at all").
-pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some(('[', rest)) => {
-                let close = rest.iter().position(|c| *c == ']');
-                match close {
-                    Some(i) => !n.is_empty() && go(&rest[i + 1..], &n[1..]),
-                    None => n.first() == Some(&'[') && go(rest, &n[1..]),
-                }
-            }
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("*.csv", "a.csv"));
-        assert!(wildcard_match("part-?.csv", "part-1.csv"));
-        assert!(!wildcard_match("*.csv", "a.parquet"));
-        assert!(wildcard_match("p[0-9].csv", "p3.csv"));
-    }
 
     #[test]
     fn bom_is_stripped_from_the_first_column_only() {

@@ -59,15 +59,11 @@ async fn csv_parquet_and_postgres_agree() {
     let summary = audex_datagen::write_csv(&csv, &opts).expect("csv");
     audex_datagen::write_parquet(&dir.path().join("profiles.parquet"), &opts).expect("parquet");
 
-    let url = audex_postgres::testing::test_database_url();
-    let loaded = audex_postgres::testing::load_csv(
-        &url,
-        "cross_profiles",
-        audex_postgres::testing::PROFILES_DDL,
-        &csv,
-    )
-    .await
-    .expect("load");
+    let url = audex_pg_testkit::test_database_url();
+    let loaded =
+        audex_pg_testkit::load_csv(&url, "cross_profiles", audex_pg_testkit::PROFILES_DDL, &csv)
+            .await
+            .expect("load");
     assert_eq!(loaded, 4000);
 
     let from_csv = build(

@@ -328,7 +328,8 @@ fn registered_with_schema_and_example() {
     let schema = (plugin.schema)();
     let text = serde_json::to_string(&schema).expect("json");
     assert!(text.contains("tables"));
-    let example: serde_json::Value = serde_yaml::from_str(plugin.example).expect("example is YAML");
+    let example: serde_json::Value =
+        serde_saphyr::from_str(plugin.example).expect("example is YAML");
     let cfg = (plugin.parse)(example).expect("example parses");
     assert!(cfg.validate().is_empty());
 }
@@ -390,4 +391,258 @@ async fn text_columns_read_dirty_values_as_text() {
         .err()
         .expect("an unknown text column is an error");
     assert!(e.message().contains("`nope`"), "{e:?}");
+}
+
+/// Write `text` at `rel` under `dir`, creating folders.
+fn put(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+async fn ids(src: &dyn SegmentSource, table: &str) -> Vec<String> {
+    let q = sql(&format!("SELECT id FROM {table} ORDER BY id"));
+    rows(&collect(src, &q).await)
+        .into_iter()
+        .map(|r| r.join(","))
+        .collect()
+}
+
+/// The issue's layout: one row in each of three files at three depths. A
+/// folder and `**` read all three; `*` and `[…]` one folder level.
+#[tokio::test]
+async fn nested_folders_are_read_as_a_shell_names_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    put(d, "data/top.csv", "id,email\n1,top@example.com\n");
+    put(d, "data/a/p1.csv", "id,email\n2,p1@example.com\n");
+    put(d, "data/b/c/p2.csv", "id,email\n3,p2@example.com\n");
+    let src = source(
+        d,
+        serde_json::json!({
+            "folder": "data",
+            "slash": "data/",
+            "globstar": "data/**/*.csv",
+            "one_level": "data/*/*.csv",
+            "class": "data/[ab]/*.csv",
+            "negated": "data/[!a]/*/*.csv",
+        }),
+    );
+    let expected: [(&str, &[&str]); 6] = [
+        ("folder", &["1", "2", "3"]),
+        ("slash", &["1", "2", "3"]),
+        ("globstar", &["1", "2", "3"]),
+        ("one_level", &["2"]),
+        ("class", &["2"]),
+        ("negated", &["3"]),
+    ];
+    for (table, want) in expected {
+        assert_eq!(ids(src.as_ref(), table).await, want, "{table}");
+        let n = src
+            .count(&SegmentQuery::Table(table.into()))
+            .await
+            .expect("count");
+        assert_eq!(n, want.len() as u64, "{table}");
+    }
+
+    // check names the files each table read, relative to the config.
+    let line = src.check().await.expect("check");
+    assert!(line.starts_with("6 tables readable: "), "{line}");
+    assert!(
+        line.contains("folder (3 files: data/a/p1.csv, data/b/c/p2.csv, data/top.csv)"),
+        "{line}"
+    );
+    assert!(
+        line.contains("globstar (3 files: data/a/p1.csv, data/b/c/p2.csv, data/top.csv)"),
+        "{line}"
+    );
+    assert!(line.contains("one_level (1 file: data/a/p1.csv)"), "{line}");
+    assert!(line.contains("negated (1 file: data/b/c/p2.csv)"), "{line}");
+    assert_eq!(line.lines().count(), 1, "{line}");
+}
+
+/// Hidden names and `_` markers are not data in a folder, at any depth; a
+/// glob follows the shell (wildcards skip hidden names only).
+#[tokio::test]
+async fn folders_skip_hidden_and_underscore_names_at_any_depth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    put(d, "data/a/p1.csv", "id,email\n1,a@example.com\n");
+    put(d, "data/b/p2.csv", "id,email\n2,b@example.com\n");
+    // Each of these would add a row (or fail the read) if it were read.
+    put(d, "data/_SUCCESS", "");
+    put(d, "data/a/_SUCCESS", "");
+    put(d, "data/.hidden.csv", "id,email\n90,h@example.com\n");
+    put(d, "data/b/.p2.csv.swp", "garbage");
+    put(d, "data/.cache/c.csv", "id,email\n91,c@example.com\n");
+    put(d, "data/_temporary/0/p.csv", "id,email\n92,t@example.com\n");
+    put(d, "data/b/_p0.csv", "id,email\n93,u@example.com\n");
+    put(d, "data/b/notes.txt", "not,a,csv,table\n");
+    let src = source(
+        d,
+        serde_json::json!({
+            "folder": "data",
+            "globstar": "data/**/*.csv",
+        }),
+    );
+    assert_eq!(ids(src.as_ref(), "folder").await, ["1", "2"]);
+    assert_eq!(
+        ids(src.as_ref(), "globstar").await,
+        ["1", "2", "92", "93"],
+        "a shell's `**/*.csv` names `_` files but no hidden ones"
+    );
+    let line = src.check().await.expect("check");
+    assert!(
+        line.contains("folder (2 files: data/a/p1.csv, data/b/p2.csv)"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn globs_that_name_no_files_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    put(d, "data/a/p1.csv", "id\n1\n");
+    put(d, "data/.h/p.csv", "id\n2\n");
+    let src = source(
+        d,
+        serde_json::json!({
+            "nothing": "data/*/*.parquet",
+            "hidden_only": "data/*/p.csv",
+            "folders": {"path": "data/*/", "format": "csv"},
+            "bad": "data/***.csv",
+        }),
+    );
+    for (table, says) in [
+        ("nothing", "no files match "),
+        ("hidden_only", "no files match "),
+        ("folders", "matches 1 folder(s)"),
+        ("bad", "invalid glob "),
+    ] {
+        let e = src
+            .count(&SegmentQuery::Table(table.into()))
+            .await
+            .err()
+            .expect("an error");
+        assert_eq!(e.class(), ErrorClass::Config, "{table}: {e}");
+        assert!(e.message().contains(&format!("table `{table}`")), "{e}");
+        assert!(e.message().contains(says), "{table}: {e}");
+        assert!(
+            e.message().contains(&d.display().to_string()),
+            "the path: {e}"
+        );
+        assert!(e.hint().is_some(), "{table}: {e}");
+    }
+    let e = src.check().await.err().expect("check fails");
+    assert!(e.message().contains("4 tables cannot be read"), "{e}");
+}
+
+/// File names with characters that mean something in a glob or a URL are
+/// read as the files they are.
+#[tokio::test]
+async fn odd_file_names_are_read_literally() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("config [v2]");
+    put(&base, "data/p[1].csv", "id\n1\n");
+    put(&base, "data/50% off #2.csv", "id\n2\n");
+    put(&base, "data/p1.csv", "id\n3\n");
+    let src = source(
+        &base,
+        serde_json::json!({"folder": "data", "globbed": "data/*.csv", "class": "data/p[1].csv"}),
+    );
+    assert_eq!(ids(src.as_ref(), "folder").await, ["1", "2", "3"]);
+    assert_eq!(ids(src.as_ref(), "globbed").await, ["1", "2", "3"]);
+    // As in a shell, `[1]` is a class: it names p1.csv.
+    assert_eq!(ids(src.as_ref(), "class").await, ["3"]);
+}
+
+#[tokio::test]
+async fn check_counts_many_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for day in 1..=5 {
+        put(
+            d,
+            &format!("data/day={day}/part-0.csv"),
+            &format!("id\n{day}\n"),
+        );
+    }
+    let src = source(d, serde_json::json!({"profiles": "data"}));
+    let line = src.check().await.expect("check");
+    assert_eq!(
+        line,
+        "1 table readable: profiles (5 files: data/day=1/part-0.csv … data/day=5/part-0.csv)"
+    );
+    assert_eq!(ids(src.as_ref(), "profiles").await.len(), 5);
+}
+
+#[tokio::test]
+async fn files_that_do_not_agree_fail_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // CSV columns are read by position: another header is an error, not
+    // values under the wrong names.
+    put(d, "cols/a.csv", "id,email\n1,a@example.com\n");
+    put(d, "cols/b/c.csv", "id,name\n2,Bob\n");
+    put(d, "order/a.csv", "id,email\n1,a@example.com\n");
+    put(d, "order/b.csv", "email,id\nb@example.com,2\n");
+    // The same header, with a BOM on one file, agrees.
+    put(d, "bom/a.csv", "id,email\n1,a@example.com\n");
+    put(d, "bom/b.csv", "\u{feff}id,email\n2,b@example.com\n");
+    put(d, "types/a/p.csv", "id,email\n1,a@example.com\n");
+    put(d, "types/b/p.csv", "id,email\nx,b@example.com\n");
+    put(d, "broken/b/c.parquet", "not parquet");
+    let opts = audex_datagen::Options {
+        rows: 10,
+        seed: 1,
+        bad_share: 0.0,
+        duplicate_share: 0.0,
+    };
+    std::fs::create_dir_all(d.join("broken/ok")).expect("mkdir");
+    audex_datagen::write_parquet(&d.join("broken/ok/p.parquet"), &opts).expect("parquet");
+    let src = source(
+        d,
+        serde_json::json!({
+            "cols": "cols", "order": "order", "bom": "bom", "types": "types", "broken": "broken",
+        }),
+    );
+    let error = |table: &'static str| {
+        let src = Arc::clone(&src);
+        async move {
+            let e = src
+                .count(&SegmentQuery::Table(table.into()))
+                .await
+                .err()
+                .expect("an error");
+            assert_eq!(e.class(), ErrorClass::Config, "{e}");
+            assert!(e.message().contains(&format!("table `{table}`")), "{e}");
+            e
+        }
+    };
+
+    let e = error("cols").await;
+    assert!(
+        e.message()
+            .contains("cols/b/c.csv has the columns (id, name)"),
+        "{e}"
+    );
+    assert!(e.message().contains("cols/a.csv has (id, email)"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("same header")), "{e}");
+
+    let e = error("order").await;
+    assert!(e.message().contains("(email, id)"), "{e}");
+
+    let e = error("types").await;
+    assert!(e.message().contains("cannot read the 2 files of "), "{e}");
+    assert!(e.message().contains("'id'"), "{e}");
+    assert!(
+        e.hint()
+            .is_some_and(|h| h.contains("same columns and types")),
+        "{e}"
+    );
+
+    let e = error("broken").await;
+    assert!(e.message().contains("broken/b/c.parquet as parquet"), "{e}");
+
+    assert_eq!(ids(src.as_ref(), "bom").await, ["1", "2"]);
 }

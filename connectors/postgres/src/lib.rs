@@ -7,7 +7,6 @@
 pub mod arrow;
 pub mod config;
 pub mod source;
-pub mod testing;
 pub mod tls;
 
 use std::sync::Arc;

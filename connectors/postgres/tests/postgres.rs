@@ -1,10 +1,13 @@
 //! The PostgreSQL source against a real server (a throwaway one started by
-//! `audex_postgres::testing`, or AUDEX_TEST_DATABASE_URL).
+//! `audex_pg_testkit`, or AUDEX_TEST_DATABASE_URL).
 
 use std::sync::Arc;
 
 use audex_core::{BuildContext, ErrorClass, SegmentQuery, SegmentSource};
-use audex_postgres::testing::test_database_url;
+use audex_pg_testkit::test_database_url;
+// Linked for its `inventory` registration: the tests reach the source
+// through the registry only.
+use audex_postgres as _;
 use datafusion_free::*;
 use futures::StreamExt;
 

@@ -1,6 +1,6 @@
 //! TLS against real servers: a throwaway one with `ssl=on` and a
 //! certificate for `localhost` signed by a CA made for the test
-//! (`audex_postgres::testing::tls_server`), and one with TLS off. Each mode
+//! (`audex_pg_testkit::tls_server`), and one with TLS off. Each mode
 //! is checked by what the server itself says about the session
 //! (`pg_stat_ssl`), and each refusal by its class and hint.
 
@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use audex_core::{BuildContext, Error, ErrorClass, SegmentQuery, SegmentSource};
-use audex_postgres::testing::{plain_server_url, tls_server};
+use audex_pg_testkit::{plain_server_url, tls_server};
+// Linked for its `inventory` registration: the tests reach the source
+// through the registry only.
+use audex_postgres as _;
 use futures::StreamExt;
 
 fn source(url: &str, base_dir: &Path) -> Arc<dyn SegmentSource> {

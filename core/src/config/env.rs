@@ -5,9 +5,8 @@
 //! process environment; the CLI passes [`Environment::process`].
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
-
-use figment::providers::Env;
 
 /// Prefix of the environment variables that override config keys.
 pub const OVERRIDE_PREFIX: &str = "AUDEX_";
@@ -64,29 +63,18 @@ impl Environment {
         Environment::default()
     }
 
-    /// The process environment. Overrides are read with figment's `Env`
-    /// provider (prefix `AUDEX_`, `__` between segments, keys lowercased).
+    /// The process environment. Variables whose name or value is not
+    /// UTF-8 are left out; the rest go through [`Environment::from_vars`], so
+    /// the overrides follow the same rules in tests and in the CLI.
     pub fn process() -> Self {
-        let vars = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        let overrides = Env::prefixed(OVERRIDE_PREFIX)
-            .split(OVERRIDE_SEPARATOR)
-            .iter()
-            .filter_map(|(key, value)| {
-                let path: Vec<String> = key.as_str().split('.').map(str::to_string).collect();
-                let var = format!(
-                    "{OVERRIDE_PREFIX}{}",
-                    path.join(OVERRIDE_SEPARATOR).to_ascii_uppercase()
-                );
-                is_override_path(&path).then_some(Override { var, path, value })
-            })
-            .collect();
-        Environment { vars, overrides }
+        Environment::from_os_vars(std::env::vars_os())
     }
 
-    /// An environment from explicit variables, with the same override rules
-    /// as [`Environment::process`]. For tests and embedding.
+    /// An environment from explicit variables, with the override rules of
+    /// docs/configuration.md: every variable is available to `${VAR}`, and
+    /// `AUDEX_<ROOT>__<KEY>…` with a root of [`OVERRIDABLE_ROOTS`] sets a key.
+    /// [`Environment::process`] goes through here too. For tests and
+    /// embedding.
     pub fn from_vars<I, K, V>(vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -97,25 +85,18 @@ impl Environment {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let overrides = vars
-            .iter()
-            .filter_map(|(name, value)| {
-                let rest = strip_prefix_ignore_case(name, OVERRIDE_PREFIX)?;
-                let path: Vec<String> = rest
-                    .split(OVERRIDE_SEPARATOR)
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .collect();
-                if path.iter().any(String::is_empty) || !is_override_path(&path) {
-                    return None;
-                }
-                Some(Override {
-                    var: name.clone(),
-                    path,
-                    value: value.clone(),
-                })
-            })
-            .collect();
+        let overrides = overrides_in(&vars);
         Environment { vars, overrides }
+    }
+
+    /// [`Environment::from_vars`] over OS strings, leaving out any variable
+    /// whose name or value is not UTF-8 (it cannot be written in the
+    /// document, nor name a key).
+    fn from_os_vars(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        Environment::from_vars(
+            vars.into_iter()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// A variable's value, if set.
@@ -130,6 +111,30 @@ impl Environment {
         v.sort_by(|a, b| (a.path.len(), &a.var).cmp(&(b.path.len(), &b.var)));
         v
     }
+}
+
+/// The one reader of `AUDEX_…` overrides. A variable is an override when its
+/// name is `AUDEX_` (in any case) then key segments separated by `__`, none
+/// of them empty, the first one of [`OVERRIDABLE_ROOTS`]. Segments are
+/// trimmed and lowercased; the variable keeps its name for messages.
+fn overrides_in(vars: &BTreeMap<String, String>) -> Vec<Override> {
+    vars.iter()
+        .filter_map(|(name, value)| {
+            let rest = strip_prefix_ignore_case(name, OVERRIDE_PREFIX)?;
+            let path: Vec<String> = rest
+                .split(OVERRIDE_SEPARATOR)
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect();
+            if path.iter().any(String::is_empty) || !is_override_path(&path) {
+                return None;
+            }
+            Some(Override {
+                var: name.clone(),
+                path,
+                value: value.clone(),
+            })
+        })
+        .collect()
 }
 
 fn is_override_path(path: &[String]) -> bool {
@@ -171,6 +176,66 @@ mod tests {
             ]
         );
         assert_eq!(env.var("OTHER"), Some("1"));
+    }
+
+    /// `process()` is `from_os_vars(std::env::vars_os())`: the same variables
+    /// give the same environment through both constructors, and variables
+    /// that are not UTF-8 are left out.
+    #[test]
+    fn process_and_from_vars_read_the_same_overrides() {
+        let vars = [
+            ("AUDEX_CONFIG", "x.yaml"),
+            ("AUDEX_LOG", "debug"),
+            ("AUDEX_TEST_PG", "1"),
+            ("audex_state", "/tmp/s.db"),
+            ("AUDEX_DESTINATIONS__M__MAPPING__FIRSTNAME", "first_name"),
+            ("AUDEX_DESTINATIONS__M__EXPORTS__1__LIST_ID", "2002"),
+            ("AUDEX_SEGMENTS____X", "empty segment"),
+            ("AUDEX_SEGMENTS__", "empty segment"),
+            ("AUDEX_", "no key"),
+            ("AUDEX_OTHER__X", "not a root"),
+            ("MARKETO_CLIENT_SECRET", "s3cret"),
+        ];
+        let explicit = Environment::from_vars(vars);
+        #[allow(unused_mut)]
+        let mut os: Vec<(OsString, OsString)> = vars
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect();
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            os.push((
+                OsString::from_vec(b"AUDEX_STATE\xff".to_vec()),
+                OsString::from("x"),
+            ));
+            os.push((
+                OsString::from("AUDEX_SOURCES__CRM__URL"),
+                OsString::from_vec(b"\xffpostgres://".to_vec()),
+            ));
+        }
+        let process = Environment::from_os_vars(os);
+        assert_eq!(process.vars, explicit.vars);
+        assert_eq!(process.overrides(), explicit.overrides());
+        let read: Vec<(&str, Vec<&str>)> = explicit
+            .overrides()
+            .into_iter()
+            .map(|o| (o.var.as_str(), o.path.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("audex_state", vec!["state"]),
+                (
+                    "AUDEX_DESTINATIONS__M__MAPPING__FIRSTNAME",
+                    vec!["destinations", "m", "mapping", "firstname"]
+                ),
+                (
+                    "AUDEX_DESTINATIONS__M__EXPORTS__1__LIST_ID",
+                    vec!["destinations", "m", "exports", "1", "list_id"]
+                ),
+            ]
+        );
     }
 
     #[test]

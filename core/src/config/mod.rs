@@ -1,5 +1,6 @@
-//! The configuration document: loading (figment: YAML + `${VAR}` + `AUDEX_…`
-//! overrides), validation in the order of docs/configuration.md, and the
+//! The configuration document: loading (YAML, then `${VAR}` interpolation,
+//! then `AUDEX_…` overrides, each layer applied by `load` on the parsed
+//! value), validation in the order of docs/configuration.md, and the
 //! validated model everything downstream uses.
 //!
 //! Validation is pure: no network, no file writes.

@@ -1,36 +1,168 @@
 //! The YAML stage: text to a JSON value, and an index from dotted paths to
 //! the lines they are written on.
 //!
-//! Values come from serde_yaml (YAML 1.2 scalars, anchors, `<<` merge keys);
-//! lines come from a second, event-level pass with saphyr-parser, which keeps
-//! positions. The two agree on every document serde_yaml accepts; where the
-//! index has no entry, errors fall back to the nearest ancestor's line.
+//! Values come from serde-saphyr (YAML 1.2 core scalars, anchors and aliases,
+//! `<<` merge keys; duplicate keys and tags are errors). Lines come from a
+//! second, event-level pass with granit-parser, the parser serde-saphyr is
+//! built on, taken from its re-export so the two always read the same
+//! grammar. Where the index has no entry, errors fall back to the nearest
+//! ancestor's line.
 
 use std::collections::BTreeMap;
 
-use saphyr_parser::{Event, Parser};
 use serde_json::Value;
+use serde_saphyr::granit_parser::{Event, Parser, StructureStyle};
+use serde_saphyr::{
+    DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy, MessageFormatter, NonFiniteFloatPolicy,
+    Options, UserMessageFormatter,
+};
 
 use crate::error::{join_path, ConfigError};
 
+/// How the document is read.
+fn options() -> Options {
+    serde_saphyr::options! {
+        // Errors never quote the file: a line of it may hold a secret.
+        with_snippet: false,
+        // A key written twice is a mistake (which one did the user mean?).
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        merge_keys: MergeKeyPolicy::Merge,
+        // YAML 1.2 core scalars only: `yes`, `no`, `on`, `off` (and `NO`,
+        // Norway's country code) are text, and so are `0755` and `1_000`.
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        // `.inf` and `.nan` stay what was written, for the schema to judge.
+        non_finite_float_policy: NonFiniteFloatPolicy::AsString,
+        // A tag would be dropped silently; say so instead.
+        reject_unsupported_tags: true,
+    }
+}
+
 /// Parse the document. An empty file is an empty mapping.
 pub(super) fn parse(text: &str) -> Result<Value, ConfigError> {
-    let mut yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let mut err = ConfigError::new("", format!("invalid YAML: {e}"));
-        err.line = e.location().map(|l| l.line());
-        err.with_hint("check the indentation and quoting around this line")
-    })?;
-    if yaml.is_null() {
+    let value: Value = serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| syntax_error(text, e.without_snippet()))?;
+    if value.is_null() {
         return Ok(Value::Object(Default::default()));
     }
-    yaml.apply_merge().map_err(|e| {
-        ConfigError::new("", format!("invalid YAML merge key (`<<`): {e}"))
-            .with_hint("`<<` takes a mapping or a list of mappings")
-    })?;
-    serde_json::to_value(&yaml).map_err(|e| {
-        ConfigError::new("", format!("unsupported YAML: {e}"))
-            .with_hint("keys must be strings; tags (`!tag`) are not supported")
-    })
+    Ok(value)
+}
+
+/// The error for a document that does not parse: the parser's message, its
+/// 1-based line and column, the flow collection it happened in if any, and a
+/// hint for the kind of mistake.
+fn syntax_error(text: &str, e: &YamlError) -> ConfigError {
+    let location = e.location().filter(|l| l.line() > 0);
+    let line = location.and_then(|l| usize::try_from(l.line()).ok());
+    let mut message = format!("invalid YAML: {}", UserMessageFormatter.format_message(e));
+    if let Some(l) = location {
+        message.push_str(&format!(" at line {}, column {}", l.line(), l.column()));
+    }
+    let open = line.and_then(|line| open_flow_at_error(text, line));
+    if let Some(open) = &open {
+        message.push_str(&format!(
+            ", inside the flow {} (`{}`) opened at line {}, column {}",
+            open.kind(),
+            open.bracket,
+            open.line,
+            open.column
+        ));
+    }
+    let hint = match e {
+        YamlError::DuplicateMappingKey { .. } => {
+            "a key may appear once in a mapping: remove or rename one of them".to_string()
+        }
+        YamlError::UnsupportedTag { .. } => {
+            "tags (`!tag`) are not supported: remove the tag, or quote the value".to_string()
+        }
+        YamlError::MergeValueNotMapOrSeqOfMaps { .. } => {
+            "`<<` takes a mapping or a list of mappings".to_string()
+        }
+        YamlError::MultipleDocuments { .. } => {
+            "the file holds one document: remove the `---` line and what follows it".to_string()
+        }
+        YamlError::UnknownAnchor { .. } => {
+            "define the anchor (`&name`) before the alias (`*name`) that uses it".to_string()
+        }
+        YamlError::RecursiveReferencesRequireWeakTypes { .. } => {
+            "an alias (`*name`) cannot refer to a value that contains it".to_string()
+        }
+        YamlError::NullIntoString { .. } | YamlError::Unexpected { .. } => {
+            "keys must be strings: quote a `~` or `null` key; a list or mapping cannot be a key"
+                .to_string()
+        }
+        _ => match &open {
+            Some(open) => format!(
+                "close the `{}` of line {} with `{}`, or quote the value if the `{}` is text",
+                open.bracket,
+                open.line,
+                open.closing(),
+                open.bracket
+            ),
+            None => "check the indentation and quoting around this line".to_string(),
+        },
+    };
+    let mut err = ConfigError::new("", message).with_hint(hint);
+    err.line = line;
+    err
+}
+
+/// A flow collection (`[…]` or `{…}`) still open where the parser failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenFlow {
+    bracket: char,
+    /// 1-based.
+    line: usize,
+    /// 1-based.
+    column: usize,
+}
+
+impl OpenFlow {
+    fn kind(&self) -> &'static str {
+        if self.bracket == '[' {
+            "sequence"
+        } else {
+            "mapping"
+        }
+    }
+
+    fn closing(&self) -> char {
+        if self.bracket == '[' {
+            ']'
+        } else {
+            '}'
+        }
+    }
+}
+
+/// The innermost flow collection open when the parser fails on `line`, if
+/// the innermost collection then is a flow one.
+fn open_flow_at_error(text: &str, line: usize) -> Option<OpenFlow> {
+    let mut open: Vec<Option<OpenFlow>> = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let (ev, span) = match event {
+            Ok(ok) => ok,
+            Err(e) if e.marker().line() == line => return open.last().copied().flatten(),
+            Err(_) => return None,
+        };
+        let flow = |style: StructureStyle, bracket: char| {
+            (style == StructureStyle::Flow).then(|| OpenFlow {
+                bracket,
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            })
+        };
+        match ev {
+            Event::SequenceStart(style, ..) => open.push(flow(style, '[')),
+            Event::MappingStart(style, ..) => open.push(flow(style, '{')),
+            Event::SequenceEnd | Event::MappingEnd => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Dotted path -> 1-based line of its key (or of its item, in a list).
@@ -49,7 +181,7 @@ impl LineIndex {
                         break;
                     }
                 }
-                // serde_yaml has reported it already; keep what we have.
+                // `parse` has reported it already; keep what we have.
                 Err(_) => break,
             }
         }
@@ -105,7 +237,7 @@ impl Builder {
     fn on_event(&mut self, ev: Event<'_>, line: usize) -> std::ops::ControlFlow<()> {
         use std::ops::ControlFlow;
         match ev {
-            Event::DocumentStart(_) => {
+            Event::DocumentStart(..) => {
                 self.documents += 1;
                 if self.documents > 1 {
                     return ControlFlow::Break(());
@@ -224,5 +356,121 @@ destinations:
         let v = parse("base: &b {mode: append}\nd:\n  <<: *b\n  list_id: 3\n").expect("valid");
         assert_eq!(v["d"]["mode"], "append");
         assert_eq!(v["d"]["list_id"], 3);
+    }
+
+    #[test]
+    fn merges_keep_written_keys_and_the_first_source() {
+        let v = parse(
+            "a: &a {mode: append, x: 1}\n\
+             b: &b {x: 2, y: 2}\n\
+             over: {mode: mirror, <<: *a}\n\
+             both: {<<: [*a, *b]}\n\
+             items: [*a, *a]\n",
+        )
+        .expect("valid");
+        assert_eq!(v["over"], serde_json::json!({"mode": "mirror", "x": 1}));
+        assert_eq!(
+            v["both"],
+            serde_json::json!({"mode": "append", "x": 1, "y": 2})
+        );
+        assert_eq!(v["items"][1]["x"], 1);
+        let err = parse("d:\n  <<: 5\n").expect_err("`<<` of a scalar");
+        assert_eq!(err.line, Some(2), "{err:?}");
+        assert!(err.hint.is_some_and(|h| h.contains("`<<`")));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_a_line() {
+        let err = parse("a: 1\nb:\n  c: 2\n  c: 3\n").expect_err("duplicate key");
+        assert_eq!(err.line, Some(4), "{err:?}");
+        assert!(err.message.contains("`c`"), "{err}");
+        // An integer key written two ways is the same key.
+        assert!(parse("0xB: a\n11: b\n").is_err());
+    }
+
+    #[test]
+    fn scalars_are_yaml_1_2_core() {
+        let v = parse("a: yes\nb: NO\nc: on\nd: 0755\ne: 1_000\nf: .inf\ng: 0x1F\nh: true\ni: ~\n")
+            .expect("valid");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "a": "yes", "b": "NO", "c": "on", "d": "0755", "e": "1_000",
+                "f": ".inf", "g": 31, "h": true, "i": null
+            })
+        );
+        // Numeric and boolean keys are their text.
+        assert_eq!(
+            parse("1: x\ntrue: y\n").ok(),
+            Some(serde_json::json!({"1": "x", "true": "y"}))
+        );
+    }
+
+    #[test]
+    fn keys_must_be_strings() {
+        for text in ["~: x\n", "a: 1\n? [a, b]\n: c\n"] {
+            let err = parse(text).expect_err("not a string key");
+            assert!(err.line.is_some(), "{err:?}");
+            assert!(err
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("keys must be strings")));
+        }
+    }
+
+    #[test]
+    fn tags_and_extra_documents_are_errors() {
+        let err = parse("a: 1\nb: !secret x\n").expect_err("a tag");
+        assert_eq!(err.line, Some(2), "{err:?}");
+        assert!(err.message.contains("`!secret`"), "{err}");
+        let err = parse("a: 1\n---\nb: 2\n").expect_err("two documents");
+        assert_eq!(err.line, Some(3), "{err:?}");
+        let err = parse("a: *nope\n").expect_err("unknown alias");
+        assert_eq!(err.line, Some(1), "{err:?}");
+    }
+
+    #[test]
+    fn errors_in_flow_collections_say_where_they_opened() {
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n").expect_err("unclosed");
+        assert_eq!(err.line, Some(3), "{err:?}");
+        assert!(
+            err.message
+                .contains("inside the flow sequence (`[`) opened at line 2, column 4"),
+            "{err}"
+        );
+        assert!(err
+            .hint
+            .is_some_and(|h| h.contains("close the `[` of line 2")));
+    }
+
+    #[test]
+    fn errors_never_quote_the_document() {
+        let err = parse("client_secret: \"Sup3r-Secret\" junk\n").expect_err("trailing text");
+        assert_eq!(err.line, Some(1), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("Sup3r"), "{err:?}");
+    }
+
+    #[test]
+    fn any_input_is_a_value_or_an_error() {
+        for text in [
+            "\u{feff}a: 1",
+            "a: \"\\x\"",
+            "&a [*a]",
+            "a: &x [*x]\n",
+            "{",
+            "]",
+            "- - - -",
+            "\t",
+            "? ",
+            "a:\n\tb: 1\n",
+            ":",
+            "'",
+            "!!binary x",
+            "%YAML 9\n---\n",
+            "a: [}\n",
+        ] {
+            let _ = parse(text);
+            let _ = LineIndex::build(text);
+        }
     }
 }

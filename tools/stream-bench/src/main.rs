@@ -184,16 +184,11 @@ async fn main() {
                 measure(name, src.as_ref(), &q).await;
             }
             "postgres" => {
-                let url = audex_postgres::testing::test_database_url();
+                let url = audex_pg_testkit::test_database_url();
                 let t = Instant::now();
-                audex_postgres::testing::load_csv(
-                    &url,
-                    "profiles",
-                    audex_postgres::testing::PROFILES_DDL,
-                    &csv,
-                )
-                .await
-                .expect("load into postgres");
+                audex_pg_testkit::load_csv(&url, "profiles", audex_pg_testkit::PROFILES_DDL, &csv)
+                    .await
+                    .expect("load into postgres");
                 eprintln!(
                     "loaded into PostgreSQL in {:.1} s",
                     t.elapsed().as_secs_f64()

@@ -1,4 +1,9 @@
-//! A PostgreSQL server for tests and benchmarks.
+//! audex-pg-testkit: a PostgreSQL server for tests and benchmarks.
+//!
+//! A test tool, never linked into a production crate: the crates whose
+//! tests need a server take it as a dev-dependency, and only non-production
+//! tools (the stream benchmark) as a normal one. It does not depend on
+//! audex-postgres, which dev-depends on it.
 //!
 //! [`test_database_url`] returns `AUDEX_TEST_DATABASE_URL` when it is set;
 //! otherwise it starts one throwaway server per process from the machine's
