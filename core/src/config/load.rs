@@ -399,28 +399,8 @@ fn parse_sources(
     rejected: &Rejected,
     run: &mut Run,
 ) -> BTreeMap<String, Box<dyn SourceConfig>> {
-    let mut out = BTreeMap::new();
-    for (name, block) in blocks(doc, "sources") {
-        let path = format!("sources.{name}");
-        let plugin = block
-            .get("type")
-            .and_then(Value::as_str)
-            .and_then(registry::source);
-        let Some(plugin) = plugin else { continue };
-        let parsed = parse_block(
-            block,
-            &path,
-            plugin.parse,
-            plugin.example,
-            rejected,
-            run,
-            |cfg| cfg.validate(),
-        );
-        if let Some(cfg) = parsed {
-            out.insert(name.clone(), cfg);
-        }
-    }
-    out
+    let plugin = |ty: &str| registry::source(ty).map(|p| (p.parse, p.example));
+    parse_plugins(doc, "sources", plugin, rejected, run, |cfg| cfg.validate())
 }
 
 fn parse_segments(doc: &Value, rejected: &Rejected) -> BTreeMap<String, SegmentConfig> {
@@ -449,28 +429,32 @@ fn parse_destinations(
     rejected: &Rejected,
     run: &mut Run,
 ) -> BTreeMap<String, Box<dyn DestinationConfig>> {
+    let plugin = |ty: &str| registry::destination(ty).map(|p| (p.parse, p.example));
+    parse_plugins(doc, "destinations", plugin, rejected, run, |cfg| {
+        let mut errors = cfg.validate();
+        errors.extend(semantic::export_settings(cfg.settings()));
+        errors
+    })
+}
+
+/// Every block of `section` whose `type` names a plugin (`plugin` gives its
+/// parse function and example), parsed and checked by [`parse_block`].
+fn parse_plugins<T: ?Sized>(
+    doc: &Value,
+    section: &str,
+    plugin: impl Fn(&str) -> Option<(registry::ParseFn<T>, &'static str)>,
+    rejected: &Rejected,
+    run: &mut Run,
+    checks: impl Fn(&T) -> Vec<ConfigError>,
+) -> BTreeMap<String, Box<T>> {
     let mut out = BTreeMap::new();
-    for (name, block) in blocks(doc, "destinations") {
-        let path = format!("destinations.{name}");
-        let plugin = block
-            .get("type")
-            .and_then(Value::as_str)
-            .and_then(registry::destination);
-        let Some(plugin) = plugin else { continue };
-        let parsed = parse_block(
-            block,
-            &path,
-            plugin.parse,
-            plugin.example,
-            rejected,
-            run,
-            |cfg| {
-                let mut errors = cfg.validate();
-                errors.extend(semantic::export_settings(cfg.settings()));
-                errors
-            },
-        );
-        if let Some(cfg) = parsed {
+    for (name, block) in blocks(doc, section) {
+        let Some((parse, example)) = block.get("type").and_then(Value::as_str).and_then(&plugin)
+        else {
+            continue;
+        };
+        let path = format!("{section}.{name}");
+        if let Some(cfg) = parse_block(block, &path, parse, example, rejected, run, &checks) {
             out.insert(name.clone(), cfg);
         }
     }

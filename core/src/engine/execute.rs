@@ -342,6 +342,18 @@ impl Executor<'_> {
         })
     }
 
+    /// Write entry `i`'s row to the rejects file with `code` and `message`.
+    fn reject(&mut self, plan: &SegmentPlan, i: u32, code: &str, message: &str) -> Result<()> {
+        self.rejects.write(RejectLine {
+            segment: self.segment,
+            row: Some(plan.index.entry(i).row()),
+            key: Some(plan.index.key(i)),
+            column: None,
+            code,
+            message,
+        })
+    }
+
     /// Mark the rows of a call that ended in `e`: refused rows are rejected
     /// with its reason, rows of a call that reached the destination failed,
     /// and rows of a call refused for the quota (nothing sent) stay pending.
@@ -351,14 +363,7 @@ impl Executor<'_> {
             Reaction::Reject => {
                 for &i in rows {
                     plan.index.entry_mut(i).flags |= flag::REJECTED;
-                    if let Err(w) = self.rejects.write(RejectLine {
-                        segment: self.segment,
-                        row: Some(plan.index.entry(i).row()),
-                        key: Some(plan.index.key(i)),
-                        column: None,
-                        code: CALL_REJECTED,
-                        message: e.message(),
-                    }) {
+                    if let Err(w) = self.reject(plan, i, CALL_REJECTED, e.message()) {
                         return Some(w);
                     }
                 }
@@ -402,15 +407,7 @@ impl Executor<'_> {
                 }
                 Some(Err(rejection)) => {
                     plan.index.entry_mut(i).flags |= flag::REJECTED;
-                    let row = plan.index.entry(i).row();
-                    if let Err(e) = self.rejects.write(RejectLine {
-                        segment: self.segment,
-                        row: Some(row),
-                        key: Some(plan.index.key(i)),
-                        column: None,
-                        code: &rejection.code,
-                        message: &rejection.message,
-                    }) {
+                    if let Err(e) = self.reject(plan, i, &rejection.code, &rejection.message) {
                         return Some(e);
                     }
                 }
@@ -473,15 +470,7 @@ impl Executor<'_> {
                     // hand): forget it so the next run upserts it again.
                     cp.forget_records.push(key.to_string());
                     plan.index.entry_mut(*i).flags |= flag::FAILED;
-                    let row = plan.index.entry(*i).row();
-                    if let Err(e) = self.rejects.write(RejectLine {
-                        segment: self.segment,
-                        row: Some(row),
-                        key: Some(plan.index.key(*i)),
-                        column: None,
-                        code: &rejection.code,
-                        message: &rejection.message,
-                    }) {
+                    if let Err(e) = self.reject(plan, *i, &rejection.code, &rejection.message) {
                         return Some(e);
                     }
                 }
