@@ -34,11 +34,13 @@ pub async fn run(
     let auth = client.authenticate().await;
     let auth_ok = match &auth {
         Ok(info) => {
-            let who = info
-                .scope
-                .as_deref()
-                .map(|s| format!(" as API user {s}"))
-                .unwrap_or_default();
+            // Marketo names the API-only user by an email address, which
+            // audex never prints.
+            let who = match info.scope.as_deref() {
+                Some(s) if s.contains('@') => " as its API-only user".to_string(),
+                Some(s) => format!(" as API user {s}"),
+                None => String::new(),
+            };
             out.push(CheckResult::ok(
                 "authenticate",
                 format!(

@@ -30,12 +30,23 @@ pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(3600);
 /// bytes.
 pub const MAX_IDENTITY_BODY: usize = 64 * 1024;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Token {
     pub(crate) value: Secret,
     pub(crate) expires_at: Instant,
-    /// The API user owning the service, shown by `audex check`.
+    /// The API user owning the service (usually an email address: never
+    /// printed).
     pub(crate) scope: Option<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &self.value)
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// A cached access token for one LaunchPoint service.
@@ -187,10 +198,20 @@ pub(crate) fn parse_identity(
 }
 
 /// What a successful authentication tells a person.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthInfo {
+    /// The API user, usually an email address: never printed.
     pub scope: Option<String>,
     pub expires_in: Duration,
+}
+
+impl std::fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthInfo")
+            .field("scope", &self.scope.as_ref().map(|_| ".."))
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 impl TokenCache {
@@ -318,5 +339,26 @@ impl TokenCache {
                 )),
             })?;
         parse_identity(status, &body, Instant::now(), &self.client_secret)
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn the_api_user_never_prints() {
+        let info = AuthInfo {
+            scope: Some("apiuser@example.com".into()),
+            expires_in: Duration::from_secs(60),
+        };
+        assert!(!format!("{info:?}").contains('@'));
+        let token = Token {
+            value: Secret::new("tok"),
+            expires_at: Instant::now(),
+            scope: Some("apiuser@example.com".into()),
+        };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains('@') && !shown.contains("tok\""), "{shown}");
     }
 }
