@@ -119,8 +119,8 @@ impl Schedule {
     }
 }
 
-/// Marketo's daily quota resets at "12:00 AM CST" (shared/marketo-api.md
-/// §3). Whether that follows daylight saving time is not documented, so the
+/// Marketo's daily quota resets at "12:00 AM CST" (Adobe's documentation
+/// of the REST API's limits; docs/connectors/marketo.md). Whether that follows daylight saving time is not documented, so the
 /// stricter reading holds: midnight at UTC-6 all year (01:00 CDT in summer),
 /// never earlier than either reading. The Marketo client's limiter and the
 /// simulator count the day the same way.

@@ -1,5 +1,5 @@
 //! Simulator configuration. Defaults are real Marketo's documented limits
-//! (see /work/shared/marketo-api.md §3) at time scale 1.
+//! (docs/connectors/marketo-sim.md) at time scale 1.
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -408,7 +408,7 @@ fn plain(value: Val) -> Result<Coerced, InvalidValue> {
     })
 }
 
-/// Marketo truncates overlong strings itself (design.md); the caller decides
+/// Marketo truncates overlong strings itself (docs/connectors/marketo-sim.md); the caller decides
 /// whether that is acceptable (it is not for the lookup field).
 fn text(s: &str, length: Option<u32>) -> Coerced {
     match length {

@@ -1,5 +1,5 @@
-//! A Marketo REST API simulator: a real HTTP server that behaves as
-//! `/work/shared/marketo-api.md` describes (identity, envelopes, error codes,
+//! A Marketo REST API simulator: a real HTTP server that behaves as Adobe
+//! documents Marketo Engage's REST API (identity, envelopes, error codes,
 //! limits, leads, static lists, bulk import), with seeded fault injection, a
 //! latency model, a time scale, and a side channel under `/_sim/` for tests.
 //! See `docs/connectors/marketo-sim.md`.

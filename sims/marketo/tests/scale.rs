@@ -1,5 +1,5 @@
 //! A million leads and a million-member list: every call stays indexed
-//! (facts "Performance"; design.md). Correctness at scale, over HTTP.
+//! (docs/connectors/marketo-sim.md). Correctness at scale, over HTTP.
 mod common;
 
 use std::time::Instant;
