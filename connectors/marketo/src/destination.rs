@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use audex_core::mapping::normalise_email;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
     MemberId, MemberOutcome, RateWindow, Record, RecordKey, RecordOutcome, Rejection, RemoteMember,
@@ -275,7 +276,13 @@ impl Destination for MarketoDestination {
                 .into_iter()
                 .map(|l| RemoteMember {
                     id: MemberId(l.id.to_string()),
-                    key: l.email.map(|e| RecordKey::new(e.trim().to_lowercase())),
+                    // The engine's own normaliser, so a member read back
+                    // has the key its row was sent under; an address it
+                    // would refuse cannot be one of ours (the id names it).
+                    key: l
+                        .email
+                        .and_then(|e| normalise_email(&e).ok())
+                        .map(RecordKey::new),
                 })
                 .collect();
             let next = match page.next {

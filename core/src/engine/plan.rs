@@ -330,11 +330,11 @@ pub(crate) async fn plan_segment(
     Ok(Some(plan))
 }
 
-/// Look a key up as given, then as the engine normalises lookup values
-/// (trimmed, lowercase), for destinations that report keys as stored.
+/// Look a key up as given, then as the mapping normalises lookup values
+/// (the same function), for destinations that report keys as stored.
 fn find_key(index: &SegmentIndex, key: &str) -> Option<u32> {
     index.find(key).or_else(|| {
-        let norm = key.trim().to_ascii_lowercase();
+        let norm = crate::mapping::normalise_email(key).ok()?;
         (norm != key).then(|| index.find(&norm)).flatten()
     })
 }
