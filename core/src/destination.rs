@@ -30,6 +30,42 @@ pub struct Limits {
     pub daily_budget: Option<u64>,
 }
 
+/// When a destination's daily call quota starts over: midnight at a fixed
+/// UTC offset (Marketo: "12:00 AM CST", read as UTC-6 all year). Declared
+/// by the plugin ([`crate::DestinationConfig::daily_quota_reset`]); the
+/// scheduler resumes a run paused on the quota then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DailyReset {
+    offset: chrono::FixedOffset,
+}
+
+impl DailyReset {
+    /// Midnight at `east_secs` seconds east of UTC (west is negative);
+    /// `None` for an offset of a day or more.
+    pub fn midnight_at_offset(east_secs: i32) -> Option<DailyReset> {
+        chrono::FixedOffset::east_opt(east_secs).map(|offset| DailyReset { offset })
+    }
+
+    /// The quota day `t` falls in.
+    pub fn day_of(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        t.with_timezone(&self.offset).date_naive()
+    }
+
+    /// The first reset strictly after `t`.
+    pub fn next_after(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        self.day_of(t)
+            .succ_opt()
+            .and_then(|next| {
+                next.and_time(chrono::NaiveTime::MIN)
+                    .and_local_timezone(self.offset)
+                    .single()
+            })
+            .map(|m| m.with_timezone(&chrono::Utc))
+            // Only the end of chrono's calendar has no next day.
+            .unwrap_or(t + chrono::Duration::hours(24))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RateWindow {
     pub calls: u32,

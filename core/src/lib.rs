@@ -18,7 +18,7 @@ pub mod source;
 pub mod state;
 
 pub use destination::{
-    Capabilities, CheckResult, Destination, FieldSpec, FieldType, Limits, RateWindow,
+    Capabilities, CheckResult, DailyReset, Destination, FieldSpec, FieldType, Limits, RateWindow,
 };
 pub use error::{ConfigError, Error, ErrorClass, Reaction, Result};
 pub use record::{

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::destination::Destination;
+use crate::destination::{DailyReset, Destination};
 use crate::error::{ConfigError, Result};
 use crate::settings::ExportSettings;
 use crate::source::SegmentSource;
@@ -61,6 +61,13 @@ pub trait DestinationConfig: Send + Sync + fmt::Debug {
 
     /// Build the destination. Makes no call yet.
     fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Destination>>;
+
+    /// When the destination's daily call quota starts over, if it has one:
+    /// `audex schedule` resumes a run paused on the quota then. Without one
+    /// (the default), a paused run resumes at its next scheduled time.
+    fn daily_quota_reset(&self) -> Option<DailyReset> {
+        None
+    }
 }
 
 /// Parses the plugin's block (already checked against its schema).

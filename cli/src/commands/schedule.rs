@@ -101,7 +101,7 @@ fn schedules(config: &Config) -> Result<Jobs, i32> {
             continue;
         };
         match Schedule::parse(expr, settings.timezone.as_deref()) {
-            Ok(s) => jobs.push((name.clone(), s)),
+            Ok(s) => jobs.push((name.clone(), s.with_quota_reset(dest.daily_quota_reset()))),
             Err(errors) => {
                 for e in errors {
                     eprintln!("{}", e.under(&format!("destinations.{name}")));

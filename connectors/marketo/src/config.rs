@@ -1,6 +1,6 @@
 //! The Marketo destination's configuration block.
 
-use audex_core::{ConfigError, ExportSettings, Secret};
+use audex_core::{ConfigError, DailyReset, ExportSettings, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,19 @@ pub const MARKETO_WINDOW_SECS: f64 = 20.0;
 pub const MARKETO_MAX_CONCURRENCY: usize = 10;
 /// Most subscriptions' daily quota.
 pub const MARKETO_DAILY_QUOTA: u64 = 50_000;
+
+/// The daily quota resets at "12:00 AM CST". Whether that follows daylight
+/// saving time is not documented, so the stricter reading holds: midnight at
+/// UTC-6 all year (01:00 CDT in summer), never earlier than either reading.
+/// The client's limiter, the scheduler (through
+/// `DestinationConfig::daily_quota_reset`) and the simulator count the day
+/// the same way.
+pub const MARKETO_QUOTA_RESET_EAST_SECS: i32 = -6 * 3600;
+
+/// Marketo's daily quota reset, as core's [`DailyReset`].
+pub fn quota_reset() -> Option<DailyReset> {
+    DailyReset::midnight_at_offset(MARKETO_QUOTA_RESET_EAST_SECS)
+}
 
 /// Export segments to Marketo static lists.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

@@ -37,6 +37,10 @@ impl DestinationConfig for MarketoConfig {
     fn build(&self, _ctx: &BuildContext) -> audex_core::Result<Arc<dyn Destination>> {
         Ok(Arc::new(MarketoDestination::from_config(self)?))
     }
+
+    fn daily_quota_reset(&self) -> Option<audex_core::DailyReset> {
+        config::quota_reset()
+    }
 }
 
 fn schema() -> schemars::Schema {

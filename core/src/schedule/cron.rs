@@ -6,11 +6,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
 use crate::config::{parse_schedule, parse_timezone};
+use crate::destination::DailyReset;
 use crate::error::ConfigError;
 
 /// A parsed schedule. Computation is in UTC instants; the zone only decides
@@ -20,6 +21,8 @@ pub struct Schedule {
     expr: String,
     cron: Cron,
     tz: Tz,
+    /// The destination's daily quota reset, when it declares one.
+    quota_reset: Option<DailyReset>,
 }
 
 impl fmt::Debug for Schedule {
@@ -70,9 +73,23 @@ impl Schedule {
                 expr: trimmed.to_string(),
                 cron,
                 tz,
+                quota_reset: None,
             }),
             _ => Err(errors),
         }
+    }
+
+    /// With the destination's daily quota reset (see
+    /// [`crate::DestinationConfig::daily_quota_reset`]).
+    pub fn with_quota_reset(mut self, reset: Option<DailyReset>) -> Schedule {
+        self.quota_reset = reset;
+        self
+    }
+
+    /// When a run paused on the quota at `paused_at` may resume before its
+    /// next tick: the destination's next quota reset, if it declares one.
+    pub fn resume_after_pause(&self, paused_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.quota_reset.map(|r| r.next_after(paused_at))
     }
 
     pub fn expr(&self) -> &str {
@@ -117,29 +134,4 @@ impl Schedule {
         }
         out
     }
-}
-
-/// Marketo's daily quota resets at "12:00 AM CST" (Adobe's documentation
-/// of the REST API's limits; docs/connectors/marketo.md). Whether that follows daylight saving time is not documented, so the
-/// stricter reading holds: midnight at UTC-6 all year (01:00 CDT in summer),
-/// never earlier than either reading. The Marketo client's limiter and the
-/// simulator count the day the same way.
-pub const QUOTA_RESET_OFFSET: FixedOffset = match FixedOffset::west_opt(6 * 3600) {
-    Some(cst) => cst,
-    None => panic!("UTC-6 is a valid offset"),
-};
-
-/// The first quota reset (midnight CST, UTC-6) strictly after `t`.
-pub fn next_quota_reset(t: DateTime<Utc>) -> DateTime<Utc> {
-    let offset = QUOTA_RESET_OFFSET;
-    let day = t.with_timezone(&offset).date_naive();
-    day.succ_opt()
-        .and_then(|next| {
-            next.and_time(chrono::NaiveTime::MIN)
-                .and_local_timezone(offset)
-                .single()
-        })
-        .map(|m| m.with_timezone(&Utc))
-        // Only the end of chrono's calendar has no next day.
-        .unwrap_or(t + chrono::Duration::hours(24))
 }

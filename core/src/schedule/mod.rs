@@ -22,7 +22,7 @@ mod trigger;
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cron::{next_quota_reset, Schedule, QUOTA_RESET_OFFSET};
+pub use cron::Schedule;
 pub use history::last_run;
 pub use once::{due_now, Due, LastRun};
 pub use planner::{Action, Outcome, Planner, Trigger};

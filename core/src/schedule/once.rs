@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::cron::{next_quota_reset, Schedule};
+use super::cron::Schedule;
 use super::planner::Trigger;
 
 /// The latest run of a destination, as the history has it.
@@ -67,8 +67,9 @@ pub fn due_now(schedule: &Schedule, last: Option<&LastRun>, now: DateTime<Utc>) 
         });
     }
     if last.paused {
-        let reset = next_quota_reset(last.finished_at.unwrap_or(last.started_at));
-        if reset <= now {
+        let paused_at = last.finished_at.unwrap_or(last.started_at);
+        let reset = schedule.resume_after_pause(paused_at).filter(|r| *r <= now);
+        if let Some(reset) = reset {
             return Some(Due {
                 trigger: Trigger::Resume,
                 at: reset,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::cron::{next_quota_reset, Schedule};
+use super::cron::Schedule;
 use super::once::{due_now, Due, LastRun};
 
 /// Why a run starts.
@@ -95,7 +95,7 @@ impl Planner {
     /// the history at start-up, stopped on the quota).
     pub fn mark_paused(&mut self, destination: &str, paused_at: DateTime<Utc>) {
         if let Some(job) = self.jobs.get_mut(destination) {
-            job.resume_at = Some(next_quota_reset(paused_at));
+            job.resume_at = job.schedule.resume_after_pause(paused_at);
         }
     }
 
@@ -119,9 +119,9 @@ impl Planner {
                 ..
             }) => job.resume_at = Some(now),
             None if last.paused => {
-                job.resume_at = Some(next_quota_reset(
-                    last.finished_at.unwrap_or(last.started_at),
-                ));
+                job.resume_at = job
+                    .schedule
+                    .resume_after_pause(last.finished_at.unwrap_or(last.started_at));
             }
             None => {}
         }
@@ -174,7 +174,7 @@ impl Planner {
             job.running = false;
             job.resume_at = match outcome {
                 // The next tick resumes it too; poll takes whichever is first.
-                Outcome::Paused => Some(next_quota_reset(now)),
+                Outcome::Paused => job.schedule.resume_after_pause(now),
                 _ => None,
             };
         }

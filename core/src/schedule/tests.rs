@@ -10,8 +10,15 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// Midnight at UTC-6, as Marketo declares its quota reset.
+fn cst() -> crate::DailyReset {
+    crate::DailyReset::midnight_at_offset(-6 * 3600).unwrap()
+}
+
 fn sched(expr: &str, tz: Option<&str>) -> Schedule {
-    Schedule::parse(expr, tz).unwrap()
+    Schedule::parse(expr, tz)
+        .unwrap()
+        .with_quota_reset(Some(cst()))
 }
 
 fn ticks(s: &Schedule, from: &str, n: usize) -> Vec<String> {
@@ -142,34 +149,45 @@ fn bad_schedules_are_config_errors_with_paths() {
 fn quota_resets_at_midnight_cst_all_year() {
     // Winter: midnight CST is 06:00 UTC.
     assert_eq!(
-        next_quota_reset(at("2026-01-15T12:00:00Z")),
+        cst().next_after(at("2026-01-15T12:00:00Z")),
         at("2026-01-16T06:00:00Z")
     );
     // Summer: still midnight at UTC-6 (01:00 CDT), never before the
     // Chicago midnight (05:00 UTC) either.
     assert_eq!(
-        next_quota_reset(at("2026-07-15T12:00:00Z")),
+        cst().next_after(at("2026-07-15T12:00:00Z")),
         at("2026-07-16T06:00:00Z")
     );
     // Between the Chicago midnight and the CST one: today's 06:00 UTC.
     assert_eq!(
-        next_quota_reset(at("2026-07-16T05:30:00Z")),
+        cst().next_after(at("2026-07-16T05:30:00Z")),
         at("2026-07-16T06:00:00Z")
     );
     // Across the DST change in March.
     assert_eq!(
-        next_quota_reset(at("2026-03-08T05:59:00Z")),
+        cst().next_after(at("2026-03-08T05:59:00Z")),
         at("2026-03-08T06:00:00Z")
     );
     assert_eq!(
-        next_quota_reset(at("2026-03-09T04:00:00Z")),
+        cst().next_after(at("2026-03-09T04:00:00Z")),
         at("2026-03-09T06:00:00Z")
     );
     // Exactly at a reset: the next one.
     assert_eq!(
-        next_quota_reset(at("2026-01-16T06:00:00Z")),
+        cst().next_after(at("2026-01-16T06:00:00Z")),
         at("2026-01-17T06:00:00Z")
     );
+}
+
+#[test]
+fn without_a_declared_reset_a_paused_run_waits_for_its_tick() {
+    let s = Schedule::parse("0 12 * * *", None).unwrap();
+    assert_eq!(s.resume_after_pause(at("2026-01-15T20:00:00Z")), None);
+    let mut p = Planner::new([("plain".to_string(), s)], at("2026-01-15T11:00:00Z"));
+    p.poll(at("2026-01-15T12:00:00Z"));
+    p.finished("plain", Outcome::Paused, at("2026-01-15T20:00:00Z"));
+    // No reset at 06:00: the next tick.
+    assert_eq!(p.next_wake(), Some(at("2026-01-16T12:00:00Z")));
 }
 
 // ---- the planner ----

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use audex_core::{Error, Result};
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -62,12 +62,12 @@ pub struct Limiter {
     changed: Notify,
 }
 
-/// Marketo's quota resets at midnight CST (facts §3). Whether it follows
-/// daylight saving is unconfirmed; a fixed UTC-6 matches the simulator.
+/// Today's quota day: Marketo's quota resets at midnight CST
+/// (`config::quota_reset`, the same rule the scheduler resumes by).
 fn quota_day() -> NaiveDate {
     let now = Utc::now();
-    match FixedOffset::west_opt(6 * 3600) {
-        Some(cst) => now.with_timezone(&cst).date_naive(),
+    match crate::config::quota_reset() {
+        Some(reset) => reset.day_of(now),
         // Unreachable (UTC-6 is a valid offset); UTC is the least wrong day.
         None => now.date_naive(),
     }
