@@ -483,8 +483,8 @@ fn parse_block<T: ?Sized>(
         }
         Err(_) => {
             // serde's error repeats the schema's; check the rest anyway.
-            let (fixed, repairs) = repaired(block, &rejected.under(path), example)?;
-            let cfg = parse(fixed).ok()?;
+            let repairs = rejected.under(path);
+            let cfg = parse(repaired(block, &repairs, example)?).ok()?;
             let errors = checks(&cfg)
                 .into_iter()
                 .filter(|e| !repairs.iter().any(|r| related(&e.path, r)));
@@ -497,9 +497,9 @@ fn parse_block<T: ?Sized>(
 /// `block` with every value the schema rejected (paths relative to the
 /// block) replaced by the plugin example's value at the same place (a list
 /// item by the example's first item), or removed where the example has
-/// none, so a default applies. Returns the copy and the paths it changed;
-/// `None` when a path cannot be repaired that way.
-fn repaired(block: &Value, paths: &[String], example: &str) -> Option<(Value, Vec<String>)> {
+/// none, so a default applies. `None` when a path cannot be repaired that
+/// way.
+fn repaired(block: &Value, paths: &[String], example: &str) -> Option<Value> {
     let example = yaml::parse(example).ok()?;
     let mut fixed = block.clone();
     for path in paths {
@@ -512,7 +512,7 @@ fn repaired(block: &Value, paths: &[String], example: &str) -> Option<(Value, Ve
             }
         }
     }
-    Some((fixed, paths.to_vec()))
+    Some(fixed)
 }
 
 /// The example's value at `segments`, reading any list index as the first.
