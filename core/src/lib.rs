@@ -30,7 +30,10 @@ pub use registry::{
 };
 pub use secret::Secret;
 pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, MirrorGuard, Mode, RunOn};
-pub use source::{fingerprint_digest, RecordBatchStream, SegmentQuery, SegmentSource};
+pub use source::{
+    fingerprint_digest, unreadable, SegmentQuery, SegmentSource, SegmentStream, SourceItem,
+    UnreadableRow, DEFAULT_MAX_VALUE_BYTES,
+};
 
 // Re-exported so plugins register without naming the crate themselves.
 pub use inventory;

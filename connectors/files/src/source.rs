@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use audex_core::{Error, ErrorClass, RecordBatchStream, Result, SegmentQuery, SegmentSource};
+use audex_core::{
+    Error, ErrorClass, Result, SegmentQuery, SegmentSource, SegmentStream, SourceItem,
+};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -239,7 +241,7 @@ impl SegmentSource for FilesSource {
         Ok(plain_schema(df.schema().inner()))
     }
 
-    async fn stream(&self, query: &SegmentQuery) -> Result<RecordBatchStream> {
+    async fn stream(&self, query: &SegmentQuery) -> Result<SegmentStream> {
         let df = self.dataframe(query).await?;
         let label = label(query);
         let target = plain_schema(df.schema().inner());
@@ -251,9 +253,9 @@ impl SegmentSource for FilesSource {
         let stream = stream.map(move |batch| {
             let batch = batch.map_err(|e| query_error(&label, e))?;
             if needs_cast {
-                cast_batch(&batch, &target)
+                cast_batch(&batch, &target).map(SourceItem::Rows)
             } else {
-                Ok(batch)
+                Ok(SourceItem::Rows(batch))
             }
         });
         Ok(Box::pin(stream))

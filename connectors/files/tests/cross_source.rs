@@ -30,7 +30,9 @@ async fn members(src: &dyn SegmentSource, q: &SegmentQuery) -> BTreeSet<(String,
     let mut s = src.stream(q).await.expect("stream");
     let mut out = BTreeSet::new();
     while let Some(b) = s.next().await {
-        let b = b.expect("batch");
+        let Some(b) = b.expect("batch").into_rows() else {
+            continue;
+        };
         let id = cast(
             b.column_by_name("customer_id").expect("id"),
             &DataType::Utf8,

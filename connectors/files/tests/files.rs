@@ -30,7 +30,9 @@ async fn collect(src: &dyn SegmentSource, q: &SegmentQuery) -> Vec<RecordBatch> 
     let mut stream = src.stream(q).await.expect("stream starts");
     let mut out = Vec::new();
     while let Some(b) = stream.next().await {
-        out.push(b.expect("batch"));
+        if let Some(b) = b.expect("batch").into_rows() {
+            out.push(b);
+        }
     }
     out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use audex_core::{
-    Error, ErrorClass, RecordBatchStream, Result, Secret, SegmentQuery, SegmentSource,
+    Error, ErrorClass, Result, Secret, SegmentQuery, SegmentSource, SegmentStream, SourceItem,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -345,7 +345,7 @@ impl SegmentSource for PostgresSource {
         Ok(plan.schema)
     }
 
-    async fn stream(&self, query: &SegmentQuery) -> Result<RecordBatchStream> {
+    async fn stream(&self, query: &SegmentQuery) -> Result<SegmentStream> {
         let client = self.connect().await?;
         let (_, plan) = prepare(&client, query).await?;
         let what = label(query);
@@ -387,7 +387,7 @@ impl SegmentSource for PostgresSource {
                         if batch.is_err() {
                             c.done = true;
                         }
-                        Some((batch, c))
+                        Some((batch.map(SourceItem::Rows), c))
                     }
                     Err(e) => {
                         c.done = true;

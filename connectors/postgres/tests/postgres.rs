@@ -45,7 +45,9 @@ async fn collect(src: &dyn SegmentSource, q: &SegmentQuery) -> Vec<RecordBatch> 
     let mut s = src.stream(q).await.expect("stream");
     let mut out = Vec::new();
     while let Some(b) = s.next().await {
-        out.push(b.expect("batch"));
+        if let Some(b) = b.expect("batch").into_rows() {
+            out.push(b);
+        }
     }
     out
 }

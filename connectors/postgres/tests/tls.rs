@@ -38,7 +38,9 @@ async fn session_tls(src: &dyn SegmentSource) -> Result<(bool, String), Error> {
         .next()
         .await
         .expect("one batch")
-        .expect("batch reads");
+        .expect("batch reads")
+        .into_rows()
+        .expect("rows");
     let ssl = batch.column(0).as_string::<i32>().value(0) == "true";
     let version = batch.column(1).as_string::<i32>().value(0).to_string();
     Ok((ssl, version))

@@ -351,6 +351,7 @@ impl Executor<'_> {
             column: None,
             code,
             message,
+            place: None,
         })
     }
 
@@ -517,6 +518,7 @@ impl Executor<'_> {
                             column: None,
                             code: CALL_REJECTED,
                             message: e.message(),
+                            place: None,
                         }) {
                             return Some(w);
                         }
@@ -540,6 +542,7 @@ impl Executor<'_> {
                         column: None,
                         code: &rejection.code,
                         message: &rejection.message,
+                        place: None,
                     }) {
                         return Some(e);
                     }

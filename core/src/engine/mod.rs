@@ -25,6 +25,7 @@ mod plan;
 mod rejects;
 pub mod report;
 mod run;
+mod unreadable;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,7 +45,7 @@ use crate::state::{LockHolder, StateStore};
 pub use lease::{LockRequest, WhenLocked};
 pub use plan::estimate_calls;
 pub use rejects::{DUPLICATE_KEY, REJECTS_HEADER};
-pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
+pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport, TableReport};
 pub use run::{run_exclusive, run_target};
 
 /// Concurrency when a destination declares no cap.

@@ -3,19 +3,21 @@
 //! against the list as the destination reports it). Nothing is written to
 //! the destination or to the member state here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::index::{flag, Inserted, SegmentIndex, MAX_ROWS};
 use super::rejects::{RejectLine, RejectsFile, DUPLICATE_KEY};
+use super::unreadable::UnreadableTally;
 use super::{RunEvent, RunObserver, TargetExport};
 use crate::destination::Destination;
 use crate::error::{Error, ErrorClass, Result};
 use crate::mapping::FieldMapping;
 use crate::record::{FieldValue, Member, MemberId, RecordKey};
 use crate::settings::Mode;
+use crate::source::{SourceItem, UnreadableRow};
 use crate::state::{FieldsHash, MemberRow, StateStore};
 
 /// What one export must do, in compact form.
@@ -41,6 +43,9 @@ pub(crate) struct SegmentPlan {
     pub remote_members: Option<Vec<MemberRow>>,
     /// Calls spent while planning (reading the list back).
     pub calls: u64,
+    /// Mirror mode: members not removed because a row with their key could
+    /// not be read.
+    pub held: u64,
     /// Records whose fields differ from those an earlier export of this run
     /// holds for the same key; the earlier export's fields stand.
     pub conflicts: u64,
@@ -102,6 +107,7 @@ pub(crate) async fn plan_segment(
     mapper: &dyn FieldMapping,
     lookup_column: &str,
     rejects: &mut RejectsFile,
+    tally: &mut UnreadableTally,
 ) -> Result<Option<SegmentPlan>> {
     let segment = export.spec.segment.as_str();
     let lookup_field = cx.destination.lookup_field().to_string();
@@ -116,18 +122,38 @@ pub(crate) async fn plan_segment(
         list_members: 0,
         remote_members: None,
         calls: 0,
+        held: 0,
         conflicts: 0,
     };
+    let list = export.spec.list.0.as_str();
+    let mirror = export.spec.mode == Mode::Mirror;
+    // Keys of rows the source could not read: in mirror mode their members
+    // stay in the list for this run.
+    let mut held: HashSet<String> = HashSet::new();
 
     // Row numbers are kept as u32 in the index; no real segment reaches
     // that, and max_profiles stops far sooner.
     let limit = cx.max_profiles.min(MAX_ROWS);
     let mut stream = export.source.stream(&export.query).await?;
-    while let Some(batch) = stream.next().await {
+    while let Some(item) = stream.next().await {
         if cx.cancel.is_cancelled() {
             return Ok(None);
         }
-        let batch = batch?;
+        let batch = match item? {
+            SourceItem::Rows(batch) => batch,
+            SourceItem::Unreadable(row) => {
+                let key = row.value(lookup_column);
+                if tally.note(&export.source_name, &row) {
+                    write_unreadable(rejects, segment, lookup_column, &row)?;
+                }
+                if mirror {
+                    if let Some(k) = key.and_then(|k| crate::mapping::normalise_email(k).ok()) {
+                        held.insert(k);
+                    }
+                }
+                continue;
+            }
+        };
         let first_row = plan.read;
         plan.read += batch.num_rows() as u64;
         if plan.read > limit {
@@ -138,7 +164,9 @@ pub(crate) async fn plan_segment(
                 if cx.cancel.is_cancelled() {
                     return Ok(None);
                 }
-                size += batch?.num_rows() as u64;
+                if let SourceItem::Rows(batch) = batch? {
+                    size += batch.num_rows() as u64;
+                }
             }
             return Err(too_large(segment, size, limit));
         }
@@ -153,6 +181,7 @@ pub(crate) async fn plan_segment(
                 column: r.column.as_deref(),
                 code: &r.code,
                 message: &r.message,
+                place: None,
             })?;
         }
         for (row, record) in &mapped.records {
@@ -174,6 +203,7 @@ pub(crate) async fn plan_segment(
                     column: Some(lookup_column),
                     code: DUPLICATE_KEY,
                     message: &message,
+                    place: None,
                 })?;
             }
         }
@@ -189,12 +219,10 @@ pub(crate) async fn plan_segment(
         segment,
         rows = plan.read,
         valid = plan.index.len(),
+        held = held.len(),
         memory_bytes = plan.index.heap_bytes(),
         "segment read"
     );
-
-    let list = export.spec.list.0.as_str();
-    let mirror = export.spec.mode == Mode::Mirror;
 
     // Which keys the list holds: what the destination reports (reconcile),
     // or what it confirmed to us before.
@@ -235,7 +263,18 @@ pub(crate) async fn plan_segment(
                 });
                 continue;
             }
-            // Not in the segment: a leaver or a stray.
+            // Not in the segment: a leaver or a stray, unless its row
+            // could not be read.
+            if key.as_deref().is_some_and(|k| held.contains(k)) {
+                plan.held += 1;
+                if let Some(k) = key {
+                    confirmed.push(MemberRow {
+                        key: k,
+                        member_id: m.id.0,
+                    });
+                }
+                continue;
+            }
             let key = match key {
                 Some(k) => {
                     confirmed.push(MemberRow {
@@ -260,11 +299,13 @@ pub(crate) async fn plan_segment(
         let index = &mut plan.index;
         let to_remove = &mut plan.to_remove;
         let members = &mut plan.list_members;
+        let kept = &mut plan.held;
         cx.store
             .for_each_member(cx.destination_name, list, |key, id| {
                 *members += 1;
                 match index.find(key) {
                     Some(i) => index.entry_mut(i).flags |= flag::IN_LIST,
+                    None if mirror && held.contains(key) => *kept += 1,
                     None if mirror => to_remove.push(Member {
                         key: RecordKey::new(key),
                         id: MemberId(id.to_string()),
@@ -328,6 +369,24 @@ pub(crate) async fn plan_segment(
         .filter(|&i| plan.index.entry(i).has(flag::NEEDS_UPSERT))
         .collect();
     Ok(Some(plan))
+}
+
+/// One line of the rejects file for a row the source set aside.
+fn write_unreadable(
+    rejects: &mut RejectsFile,
+    segment: &str,
+    lookup_column: &str,
+    row: &UnreadableRow,
+) -> Result<()> {
+    rejects.write(RejectLine {
+        segment,
+        row: None,
+        key: row.value(lookup_column),
+        column: row.column.as_deref(),
+        code: row.code,
+        message: &row.reason,
+        place: Some((&row.table, row.file.as_deref(), row.line)),
+    })
 }
 
 /// Look a key up as given, then as the mapping normalises lookup values

@@ -11,8 +11,14 @@ use crate::error::{Error, Result};
 /// Columns of the rejects file. `row` is the 1-based position of the row in
 /// its segment (the first row the source returns is row 1); it is empty for
 /// list members that are not segment rows (a leaver the destination refused
-/// to remove).
-pub const REJECTS_HEADER: [&str; 6] = ["segment", "row", "key", "column", "code", "message"];
+/// to remove) and for rows the source could not read. Those name where they
+/// are instead: `table`, `file` (empty for a database) and `line` (the line
+/// a text file's row starts on, or the row's 1-based position in a Parquet
+/// file or a query's result); `segment` is then the segment whose read
+/// found them.
+pub const REJECTS_HEADER: [&str; 9] = [
+    "segment", "row", "key", "column", "code", "message", "table", "file", "line",
+];
 
 /// Reject code for a row whose lookup key an earlier row already has.
 pub const DUPLICATE_KEY: &str = "duplicate_key";
@@ -27,6 +33,8 @@ pub(crate) struct RejectLine<'a> {
     pub column: Option<&'a str>,
     pub code: &'a str,
     pub message: &'a str,
+    /// Where an unreadable row is: table, file, 1-based line.
+    pub place: Option<(&'a str, Option<&'a str>, Option<u64>)>,
 }
 
 #[derive(Debug)]
@@ -52,6 +60,10 @@ impl RejectsFile {
             self.writer = Some(w);
         }
         let row = line.row.map(|r| (r + 1).to_string()).unwrap_or_default();
+        let (table, file, at) = match line.place {
+            Some((t, f, l)) => (t, f.unwrap_or(""), l.map(|l| l.to_string())),
+            None => ("", "", None),
+        };
         if let Some(w) = self.writer.as_mut() {
             w.write_record([
                 line.segment,
@@ -60,6 +72,9 @@ impl RejectsFile {
                 line.column.unwrap_or(""),
                 line.code,
                 line.message,
+                table,
+                file,
+                at.as_deref().unwrap_or(""),
             ])
             .map_err(err)?;
         }
@@ -126,13 +141,26 @@ mod tests {
             column: Some("email"),
             code: "invalid_email",
             message: "not an email address",
+            place: None,
+        })
+        .expect("write");
+        f.write(RejectLine {
+            segment: "vip",
+            row: None,
+            key: None,
+            column: Some("name"),
+            code: "invalid_utf8",
+            message: "column `name` is not UTF-8",
+            place: Some(("profiles", Some("data/p.csv"), Some(17))),
         })
         .expect("write");
         assert_eq!(f.finish().expect("finish"), Some(path.clone()));
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(
             text,
-            "segment,row,key,column,code,message\nvip,1,\"a,b@x.com\",email,invalid_email,not an email address\n"
+            "segment,row,key,column,code,message,table,file,line\n\
+             vip,1,\"a,b@x.com\",email,invalid_email,not an email address,,,\n\
+             vip,,,name,invalid_utf8,column `name` is not UTF-8,profiles,data/p.csv,17\n"
         );
         #[cfg(unix)]
         {

@@ -21,6 +21,10 @@
 //!   quota or call budget, interruption, a fatal error elsewhere). A rerun
 //!   sends it; a paused run's `pending` is what the next run will do.
 //!
+//! Rows a source cannot read (bad encoding, a broken line, a value that
+//! does not fit its column) are not rows of any segment: they are counted
+//! per source table, as `unreadable` in the run's `tables`.
+//!
 //! `added` counts members added to the list in this run (a subset of
 //! `upserted + unchanged`); `removed` counts members removed (leavers in
 //! mirror mode, and strays with `--reconcile`). `calls` counts the requests
@@ -140,6 +144,9 @@ pub struct SegmentReport {
     pub calls: u64,
     /// Values cut to their destination field's length (the row was sent).
     pub truncated_values: u64,
+    /// Mirror mode: members left in the list, though not among the rows read,
+    /// because a row of theirs could not be read (see `RunReport::tables`).
+    pub held: u64,
     /// Set when the export would remove more than its mirror guard allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mass_removal: Option<MassRemoval>,
@@ -161,6 +168,7 @@ impl SegmentReport {
             pending: 0,
             calls: 0,
             truncated_values: 0,
+            held: 0,
             mass_removal: None,
         }
     }
@@ -180,6 +188,19 @@ pub struct RunError {
     pub message: String,
 }
 
+/// A source table that had rows it could not read in a run. Such rows never
+/// reach a segment (so no segment's `read` counts them); each is a line of
+/// the rejects file with its file and line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableReport {
+    /// The source's name in the config.
+    pub source: String,
+    pub table: String,
+    /// Distinct rows set aside (a table read by several segments counts
+    /// each row once).
+    pub unreadable: u64,
+}
+
 /// The outcome of one run of one destination.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
@@ -187,6 +208,9 @@ pub struct RunReport {
     pub destination: String,
     pub status: RunStatus,
     pub segments: Vec<SegmentReport>,
+    /// Tables with unreadable rows, by source and table name; none when
+    /// every row could be read.
+    pub tables: Vec<TableReport>,
     pub calls_total: u64,
     pub duration_ms: u64,
     /// The CSV file holding every rejected row, when there was one.

@@ -10,6 +10,7 @@ use super::lease::{self, LockRequest};
 use super::plan::{plan_segment, PlanContext, SegmentPlan};
 use super::rejects::RejectsFile;
 use super::report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport};
+use super::unreadable::UnreadableTally;
 use super::{
     ensure_consent, RunEnd, RunEvent, RunOptions, Target, TargetExport, DEFAULT_CONCURRENCY,
 };
@@ -126,6 +127,7 @@ async fn run_held(
             .iter()
             .map(|e| SegmentReport::new(&e.spec.segment, e.spec.list.clone(), e.spec.mode))
             .collect(),
+        tables: Vec::new(),
         calls_total: 0,
         duration_ms: 0,
         rejects_file: None,
@@ -134,7 +136,17 @@ async fn run_held(
         error: None,
     };
 
-    let ending = drive(target, store, options, &mut rejects, &mut report).await;
+    let mut unreadable = UnreadableTally::default();
+    let ending = drive(
+        target,
+        store,
+        options,
+        &mut rejects,
+        &mut unreadable,
+        &mut report,
+    )
+    .await;
+    report.tables = unreadable.tables();
     let (status, error) = match ending {
         Err(e) if e.is_quota_exhausted() => (RunStatus::Paused, Some(e)),
         Err(e) => (RunStatus::Failed, Some(e)),
@@ -201,6 +213,7 @@ async fn drive(
     store: &StateStore,
     options: &RunOptions,
     rejects: &mut RejectsFile,
+    unreadable: &mut UnreadableTally,
     report: &mut RunReport,
 ) -> Result<Ending> {
     let dest = &target.destination;
@@ -263,7 +276,15 @@ async fn drive(
             claimed: claimed.as_ref(),
             dry_run: options.dry_run,
         };
-        let planned = plan_segment(&cx, export, &mapper, mapper.lookup_column(), rejects).await;
+        let planned = plan_segment(
+            &cx,
+            export,
+            &mapper,
+            mapper.lookup_column(),
+            rejects,
+            unreadable,
+        )
+        .await;
         let Some(mut plan) = planned? else {
             return Ok(Ending {
                 stop: Some(Stop::Interrupted),
@@ -273,6 +294,7 @@ async fn drive(
         let seg = &mut report.segments[n];
         seg.read = plan.read;
         seg.truncated_values = plan.truncated_values;
+        seg.held = plan.held;
         seg.calls = plan.calls;
         let estimated = plan.estimated_calls(batch_size);
         let to_add = plan.to_add_count();

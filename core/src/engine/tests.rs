@@ -23,7 +23,7 @@ use crate::record::{
     RemoteMember,
 };
 use crate::settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
-use crate::source::RecordBatchStream;
+use crate::source::{unreadable, SegmentStream, SourceItem, UnreadableRow};
 
 // ---------------------------------------------------------------- fakes
 
@@ -33,6 +33,8 @@ type FakeRow = (Option<String>, Option<String>);
 #[derive(Debug, Clone)]
 struct FakeSource {
     rows: Arc<Mutex<Vec<FakeRow>>>,
+    /// Rows the source cannot read, yielded before the readable ones.
+    unreadable: Arc<Mutex<Vec<UnreadableRow>>>,
     batch_rows: usize,
     /// Queries run: streams and counts.
     queries: Arc<AtomicUsize>,
@@ -42,6 +44,7 @@ impl FakeSource {
     fn new(rows: Vec<(Option<String>, Option<String>)>) -> Self {
         FakeSource {
             rows: Arc::new(Mutex::new(rows)),
+            unreadable: Arc::new(Mutex::new(Vec::new())),
             batch_rows: 7,
             queries: Arc::new(AtomicUsize::new(0)),
         }
@@ -88,11 +91,15 @@ impl SegmentSource for FakeSource {
     async fn schema(&self, _: &SegmentQuery) -> Result<SchemaRef> {
         Ok(schema())
     }
-    async fn stream(&self, _: &SegmentQuery) -> Result<RecordBatchStream> {
+    async fn stream(&self, _: &SegmentQuery) -> Result<SegmentStream> {
         self.queries.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::pin(futures::stream::iter(
-            self.batches().into_iter().map(Ok),
-        )))
+        let unreadable = self.unreadable.lock().unwrap().clone();
+        let items: Vec<Result<SourceItem>> = unreadable
+            .into_iter()
+            .map(|r| Ok(SourceItem::Unreadable(r)))
+            .chain(self.batches().into_iter().map(|b| Ok(SourceItem::Rows(b))))
+            .collect();
+        Ok(Box::pin(futures::stream::iter(items)))
     }
 }
 
@@ -1357,4 +1364,102 @@ async fn a_run_holds_its_lock_and_stops_when_another_process_takes_it() {
     let r = run_target(&t, &store, &e.options).await.unwrap();
     assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
     assert_eq!(store.destination_lock("fake").unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_row_is_reported_once_per_table_and_its_member_stays() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    let all = emails(0..30);
+    let src = FakeSource::emails(&all);
+    // Two segments read the same table.
+    let t = target(&dest, &[("a", 7, &src), ("b", 8, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(dest.list("7").len(), 30);
+
+    // user3's row can no longer be read, but its email can; user4's row
+    // has no readable email; user5 left for real.
+    src.set(
+        all.iter()
+            .filter(|m| {
+                !["user3@", "user4@", "user5@"]
+                    .iter()
+                    .any(|p| m.starts_with(p))
+            })
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    *src.unreadable.lock().unwrap() = vec![
+        UnreadableRow::new(
+            "profiles",
+            unreadable::INVALID_UTF8,
+            "column `first_name` is not UTF-8",
+        )
+        .in_file("data/p.csv")
+        .at_line(5)
+        .column("first_name")
+        .with_values(vec![("email".into(), " User3@Example.com".into())]),
+        UnreadableRow::new(
+            "profiles",
+            unreadable::COLUMN_COUNT,
+            "3 fields, the header has 2",
+        )
+        .in_file("data/p.csv")
+        .at_line(6),
+    ];
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    for s in &r.segments {
+        // Unreadable rows are not rows of the segment.
+        assert_eq!((s.read, s.removed, s.held), (27, 2, 1), "{s:?}");
+        assert!(s.adds_up());
+    }
+    assert!(dest.list("7").contains("user3@example.com"));
+    assert!(!dest.list("7").contains("user4@example.com"));
+    assert_eq!(
+        r.tables,
+        vec![TableReport {
+            source: "fake".into(),
+            table: "profiles".into(),
+            unreadable: 2
+        }]
+    );
+    // Each row once, though two segments read it, with where it is.
+    let lines = rejects(&r);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        vec![
+            "a",
+            "",
+            " User3@Example.com",
+            "first_name",
+            "invalid_utf8",
+            "column `first_name` is not UTF-8",
+            "profiles",
+            "data/p.csv",
+            "5"
+        ]
+    );
+    assert_eq!(lines[1][4], "column_count");
+    let history = e.store.run(r.run_id).unwrap().unwrap();
+    assert_eq!(history.tables, r.tables);
+    assert_eq!(history.segments, r.segments);
+
+    // Readable again: the member is a member as before, nothing resent.
+    *src.unreadable.lock().unwrap() = Vec::new();
+    let mut rows = src.rows.lock().unwrap().clone();
+    rows.push((Some(all[3].clone()), Some(format!("n-{}", all[3]))));
+    src.set(rows);
+    let r = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(
+        (
+            r.segments[0].held,
+            r.segments[0].upserted,
+            r.segments[0].added
+        ),
+        (0, 0, 0),
+        "{r:?}"
+    );
+    assert!(r.tables.is_empty());
 }

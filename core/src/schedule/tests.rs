@@ -490,6 +490,7 @@ mod service {
             destination: "mkto".into(),
             status,
             segments: Vec::new(),
+            tables: Vec::new(),
             calls_total: 0,
             duration_ms: 0,
             rejects_file: None,

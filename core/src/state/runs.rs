@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::lock::{self, LockToken};
 use super::{db_err, now, StateStore};
-use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport};
+use crate::engine::report::{RunError, RunReport, RunStatus, SegmentReport, TableReport};
 use crate::error::{ErrorClass, Result};
 use crate::record::ListId;
 use crate::settings::Mode;
@@ -42,6 +42,8 @@ pub struct RunRecord {
     pub error: Option<RunError>,
     pub rejects_file: Option<String>,
     pub segments: Vec<SegmentReport>,
+    /// Source tables with rows that could not be read.
+    pub tables: Vec<TableReport>,
 }
 
 impl StateStore {
@@ -140,8 +142,9 @@ impl StateStore {
         for (i, s) in report.segments.iter().enumerate() {
             tx.execute(
                 "INSERT INTO run_segments (run_id, position, segment, list_id, mode, read, rejected,
-                     upserted, added, removed, unchanged, failed, calls, truncated_values, pending)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     upserted, added, removed, unchanged, failed, calls, truncated_values, pending,
+                     held)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     report.run_id,
                     i as i64,
@@ -158,9 +161,23 @@ impl StateStore {
                     s.calls as i64,
                     s.truncated_values as i64,
                     s.pending as i64,
+                    s.held as i64,
                 ],
             )
             .map_err(db_err("record a segment's counts"))?;
+        }
+        tx.execute(
+            "DELETE FROM run_tables WHERE run_id = ?1",
+            params![report.run_id],
+        )
+        .map_err(db_err("finish a run"))?;
+        for t in &report.tables {
+            tx.execute(
+                "INSERT INTO run_tables (run_id, source, table_name, unreadable)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![report.run_id, t.source, t.table, t.unreadable as i64],
+            )
+            .map_err(db_err("record a table's unreadable rows"))?;
         }
         tx.commit().map_err(db_err("commit a finished run"))
     }
@@ -224,6 +241,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
                     }),
                     rejects_file: r.get(14)?,
                     segments: Vec::new(),
+                    tables: Vec::new(),
                 })
             },
         )
@@ -235,7 +253,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
     let mut stmt = conn
         .prepare(
             "SELECT segment, list_id, mode, read, rejected, upserted, added, removed, unchanged,
-                    failed, calls, truncated_values, pending
+                    failed, calls, truncated_values, pending, held
              FROM run_segments WHERE run_id = ?1 ORDER BY position",
         )
         .map_err(db_err("read a run's segments"))?;
@@ -261,6 +279,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
                 calls: n(10)?,
                 truncated_values: n(11)?,
                 pending: n(12)?,
+                held: n(13)?,
                 // The verdict is in the run's error; the history keeps counts.
                 mass_removal: None,
             })
@@ -269,6 +288,24 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
     run.segments = rows
         .collect::<rusqlite::Result<_>>()
         .map_err(db_err("read a run's segments"))?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT source, table_name, unreadable FROM run_tables
+             WHERE run_id = ?1 ORDER BY source, table_name",
+        )
+        .map_err(db_err("read a run's tables"))?;
+    let rows = stmt
+        .query_map(params![id], |r| {
+            Ok(TableReport {
+                source: r.get(0)?,
+                table: r.get(1)?,
+                unreadable: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })
+        .map_err(db_err("read a run's tables"))?;
+    run.tables = rows
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err("read a run's tables"))?;
     Ok(Some(run))
 }
 

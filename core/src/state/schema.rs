@@ -97,6 +97,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run_segments ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: members a mirror run kept because their row could not be read, and
+    // per source table the rows that could not be read.
+    r#"
+    ALTER TABLE run_segments ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE run_tables (
+        run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        source     TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        unreadable INTEGER NOT NULL,
+        PRIMARY KEY (run_id, source, table_name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

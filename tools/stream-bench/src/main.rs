@@ -105,14 +105,19 @@ async fn measure(name: &str, src: &dyn SegmentSource, q: &SegmentQuery) {
         audex_core::mapping::Mapper::new(&mapping(), "email", &fields(), &schema).expect("mapping");
     let mut stream = src.stream(q).await.expect("stream starts");
     let (mut rows, mut records, mut rejects) = (0u64, 0u64, 0u64);
-    while let Some(batch) = stream.next().await {
-        let batch = batch.expect("batch");
+    let mut unreadable = 0u64;
+    while let Some(item) = stream.next().await {
+        let Some(batch) = item.expect("batch").into_rows() else {
+            unreadable += 1;
+            continue;
+        };
         let mapped = mapper.map_batch(&batch, rows);
         rows += batch.num_rows() as u64;
         records += mapped.records.len() as u64;
         rejects += mapped.rejects.len() as u64;
     }
     let secs = start.elapsed().as_secs_f64();
+    assert_eq!(unreadable, 0, "the generated rows are all readable");
     let peak = status_mb("VmHWM").unwrap_or(0.0);
     println!(
         "{name:<9} {rows:>9} rows ({records} mapped, {rejects} rejected)  {secs:>6.2} s  \
