@@ -30,6 +30,17 @@ pub struct FilesConfig {
     /// name is what `table:` and the SQL of a `query:` refer to.
     #[schemars(length(min = 1))]
     pub tables: BTreeMap<String, TableSpec>,
+    /// The largest value, in bytes, a row may hold: a CSV field or an
+    /// NDJSON string longer than this sets its row aside as unreadable
+    /// (reported with its file and line) instead of reaching a segment.
+    /// Default 1 MiB.
+    #[serde(default = "default_max_value_bytes")]
+    #[schemars(range(min = 1, max = 1_073_741_824))]
+    pub max_value_bytes: u64,
+}
+
+fn default_max_value_bytes() -> u64 {
+    audex_core::DEFAULT_MAX_VALUE_BYTES
 }
 
 /// The `type` tag.

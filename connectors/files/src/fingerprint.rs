@@ -55,6 +55,7 @@ mod tests {
             format: None,
             delimiter: None,
             text_columns: Vec::new(),
+            max_value_bytes: 1 << 20,
         }
     }
 

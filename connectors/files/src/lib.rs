@@ -8,6 +8,9 @@ pub mod config;
 mod error;
 mod fingerprint;
 mod listing;
+mod read_csv;
+mod read_ndjson;
+mod rows;
 pub mod source;
 
 use std::sync::Arc;
@@ -53,6 +56,7 @@ impl FilesConfig {
                     format: spec.0.format,
                     delimiter: spec.0.delimiter.and_then(|c| u8::try_from(c).ok()),
                     text_columns: spec.0.text_columns.clone(),
+                    max_value_bytes: usize::try_from(self.max_value_bytes).unwrap_or(usize::MAX),
                 }
             })
             .collect();

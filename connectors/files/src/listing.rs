@@ -350,6 +350,7 @@ mod tests {
             format,
             delimiter: None,
             text_columns: Vec::new(),
+            max_value_bytes: 1 << 20,
         }
     }
 

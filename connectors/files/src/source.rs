@@ -14,6 +14,7 @@ use audex_core::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -21,9 +22,10 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::options::ReadOptions;
 use datafusion::execution::SessionState;
 use datafusion::object_store::{ObjectMeta, ObjectStore};
+use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{
-    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SQLOptions, SessionConfig,
-    SessionContext,
+    DataFrame, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
@@ -32,12 +34,9 @@ use url::Url;
 use crate::config::Format;
 use crate::error::{describe, query_error};
 use crate::listing;
-
-/// Rows a CSV or NDJSON table's column types are inferred from.
-const INFER_ROWS: usize = 10_000;
-/// Rows per Arrow batch handed downstream.
-const BATCH_ROWS: usize = 8192;
-const BOM: char = '\u{feff}';
+use crate::read_csv::{CsvDialect, CsvReader, BATCH_ROWS};
+use crate::read_ndjson::NdjsonReader;
+use crate::rows::{FilePartition, FileToRead, Sink};
 /// A table with at most this many files has them named by `check`.
 const FEW_FILES: usize = 3;
 
@@ -56,6 +55,8 @@ pub struct ResolvedTable {
     pub delimiter: Option<u8>,
     /// Columns read as Utf8 whatever their inferred type.
     pub text_columns: Vec<String>,
+    /// A row with a longer value is set aside as unreadable.
+    pub max_value_bytes: usize,
 }
 
 /// Why a table could not be registered; kept to answer later queries.
@@ -246,16 +247,62 @@ impl SegmentSource for FilesSource {
         let label = label(query);
         let target = plain_schema(df.schema().inner());
         let needs_cast = target.as_ref() != df.schema().inner().as_ref();
-        let stream = df
-            .execute_stream()
+        // The rows set aside while this query runs, handed to the file
+        // readers through the query's task context.
+        let sink = Arc::new(Sink::default());
+        let task = df.task_ctx();
+        let config = task.session_config().clone().with_extension(sink.clone());
+        let task = Arc::new(task.with_session_config(config));
+        let plan = df
+            .create_physical_plan()
             .await
             .map_err(|e| query_error(&label, e))?;
-        let stream = stream.map(move |batch| {
-            let batch = batch.map_err(|e| query_error(&label, e))?;
-            if needs_cast {
-                cast_batch(&batch, &target).map(SourceItem::Rows)
-            } else {
-                Ok(SourceItem::Rows(batch))
+        let batches = execute_stream(plan, task).map_err(|e| query_error(&label, e))?;
+        let state = Streaming {
+            batches,
+            sink: SinkGuard(sink),
+            set_aside: std::collections::VecDeque::new(),
+            batch: None,
+            done: false,
+        };
+        let stream = futures::stream::unfold(state, move |mut st| {
+            let label = label.clone();
+            let target = target.clone();
+            async move {
+                loop {
+                    if let Some(row) = st.set_aside.pop_front() {
+                        return Some((Ok(SourceItem::Unreadable(row)), st));
+                    }
+                    if let Some(batch) = st.batch.take() {
+                        let item = if needs_cast {
+                            cast_batch(&batch, &target).map(SourceItem::Rows)
+                        } else {
+                            Ok(SourceItem::Rows(batch))
+                        };
+                        return Some((item, st));
+                    }
+                    if st.done {
+                        return None;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = st.sink.0.full.notified() => {
+                            st.set_aside.extend(st.sink.0.take());
+                        }
+                        next = st.batches.next() => {
+                            st.set_aside.extend(st.sink.0.take());
+                            match next {
+                                Some(Ok(batch)) if batch.num_rows() > 0 => st.batch = Some(batch),
+                                Some(Ok(_)) => {}
+                                Some(Err(e)) => {
+                                    st.done = true;
+                                    return Some((Err(query_error(&label, e)), st));
+                                }
+                                None => st.done = true,
+                            }
+                        }
+                    }
+                }
             }
         });
         Ok(Box::pin(stream))
@@ -276,6 +323,26 @@ impl SegmentSource for FilesSource {
             .await
             .map(|n| n as u64)
             .map_err(|e| query_error(&label(query), e))
+    }
+}
+
+/// A segment's query as it runs, with the rows its readers set aside.
+struct Streaming {
+    batches: datafusion::execution::SendableRecordBatchStream,
+    sink: SinkGuard,
+    set_aside: std::collections::VecDeque<audex_core::UnreadableRow>,
+    /// A batch to yield after the rows set aside before it.
+    batch: Option<RecordBatch>,
+    done: bool,
+}
+
+/// Tells the readers when the segment's stream is gone, so none waits on
+/// a full sink.
+struct SinkGuard(Arc<Sink>);
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -378,6 +445,9 @@ async fn register(
                 Some(e.hint),
             )
         })?;
+    if listing.format != Format::Parquet {
+        return register_rows(ctx, table, listing).await;
+    }
     let format = listing.format;
     let urls = listing
         .files
@@ -385,7 +455,7 @@ async fn register(
         .map(|f| file_url(f))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|m| failure(ErrorClass::Config, format!("table `{name}`: {m}"), None))?;
-    let options = listing_options(ctx, table, format);
+    let options = listing_options(ctx);
     let unreadable = |(file, e): SchemaFailure| {
         // Each file reads alone, but together they do not agree.
         let disagree = file.is_none() && listing.files.len() > 1;
@@ -400,11 +470,10 @@ async fn register(
                 "table `{name}`: cannot read {what} as {format}: {}",
                 describe(&e)
             ),
-            Some(match format {
-                _ if disagree => "the files of a table must have the same columns and types",
-                Format::Parquet => "the file is not a readable Parquet file",
-                Format::Csv => "the file must be UTF-8 CSV with a header row",
-                Format::Ndjson => "the file must hold one JSON object per line",
+            Some(if disagree {
+                "the files of a table must have the same columns and types"
+            } else {
+                "the file is not a readable Parquet file"
             }),
         )
     };
@@ -412,9 +481,6 @@ async fn register(
     let (store, objects) = objects(&state, &listing.files, &urls)
         .await
         .map_err(unreadable)?;
-    if format == Format::Csv {
-        csv_headers_agree(ctx, &state, table, &store, &objects).await?;
-    }
     let schema = infer_schema(&state, &options, &store, &objects)
         .await
         .map_err(unreadable)?;
@@ -422,23 +488,9 @@ async fn register(
         return Err(failure(
             ErrorClass::Config,
             format!("table `{name}`: no columns found in {shown} (empty file)"),
-            Some("a CSV file needs a header row"),
+            None,
         ));
     }
-    let text_columns: &[String] = if format == Format::Csv {
-        &table.text_columns
-    } else {
-        &[]
-    };
-    let schema = as_text(strip_bom(schema), text_columns).map_err(|missing| {
-        failure(
-            ErrorClass::Config,
-            format!(
-                "table `{name}`: text_columns names `{missing}`, which is not a column of {shown}"
-            ),
-            Some("text_columns lists column names of the table's header"),
-        )
-    })?;
     let cannot_register = |e: DataFusionError| {
         failure(
             ErrorClass::Config,
@@ -470,36 +522,137 @@ fn file_url(path: &Path) -> std::result::Result<ListingTableUrl, String> {
         .map_err(|e| format!("cannot read {}: {}", path.display(), describe(&e)))
 }
 
-/// How DataFusion reads the table's files. The file extension filter is
-/// off: [`listing::list`] has chosen the files.
-fn listing_options(ctx: &SessionContext, table: &ResolvedTable, format: Format) -> ListingOptions {
-    let config = ctx.copied_config();
-    let table_options = ctx.copied_table_options();
-    match format {
-        Format::Csv => {
-            let mut read = CsvReadOptions::new()
-                .has_header(true)
-                // Quoted fields may hold line breaks: read each file whole
-                // rather than split it at byte offsets that could fall
-                // inside a quoted value.
-                .newlines_in_values(true)
-                // A row with fewer fields than the header (a common defect
-                // of hand-edited exports) has its missing values null, so
-                // the mapping rejects it with a reason or sends what it has
-                // instead of failing the whole segment.
-                .truncated_rows(true)
-                .schema_infer_max_records(INFER_ROWS);
-            if let Some(d) = table.delimiter {
-                read = read.delimiter(d);
-            }
-            read.to_listing_options(&config, table_options)
-        }
-        Format::Parquet => ParquetReadOptions::new().to_listing_options(&config, table_options),
-        Format::Ndjson => JsonReadOptions::default()
-            .schema_infer_max_records(INFER_ROWS)
-            .to_listing_options(&config, table_options),
+/// How DataFusion reads a Parquet table's files. The file extension filter
+/// is off: [`listing::list`] has chosen the files.
+fn listing_options(ctx: &SessionContext) -> ListingOptions {
+    ParquetReadOptions::new()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options())
+        .with_file_extension(String::new())
+}
+
+/// Register a CSV or NDJSON table: infer its columns from the first
+/// readable rows of its files, then read each file row by row (see
+/// [`crate::rows`]), one partition per file. Empty files are skipped.
+async fn register_rows(
+    ctx: &SessionContext,
+    table: &ResolvedTable,
+    listing: listing::Listing,
+) -> std::result::Result<Vec<PathBuf>, TableFailure> {
+    let name = &table.name;
+    let shown = table.location.display().to_string();
+    let format = listing.format;
+    let dialect = CsvDialect {
+        delimiter: table.delimiter.unwrap_or(b','),
+    };
+    let files = listing.files.clone();
+    let max = table.max_value_bytes;
+    let text_columns = table.text_columns.clone();
+    let inferred = tokio::task::spawn_blocking(move || {
+        let files: Vec<PathBuf> = files
+            .into_iter()
+            .filter(|f| std::fs::metadata(f).map_or(true, |m| m.len() > 0))
+            .collect();
+        let schema = match format {
+            Format::Csv => crate::read_csv::infer(&files, dialect, max, &text_columns),
+            _ => crate::read_ndjson::infer(&files, max),
+        };
+        (files, schema)
+    })
+    .await
+    .map_err(|e| {
+        failure(
+            ErrorClass::Internal,
+            format!("table `{name}`: reading its columns stopped: {e}"),
+            None,
+        )
+    })?;
+    let (files, schema) = inferred;
+    let schema = schema.map_err(|e| {
+        let what = e
+            .file
+            .as_ref()
+            .map_or_else(|| shown.clone(), |f| f.display().to_string());
+        failure(
+            ErrorClass::Config,
+            format!(
+                "table `{name}`: cannot read {what} as {format}: {}",
+                e.message
+            ),
+            Some(e.hint),
+        )
+    })?;
+    if schema.fields().is_empty() {
+        return Err(failure(
+            ErrorClass::Config,
+            format!("table `{name}`: no columns found in {shown} (empty file)"),
+            Some(match format {
+                Format::Csv => "a CSV file needs a header row",
+                _ => "an NDJSON file needs at least one object",
+            }),
+        ));
     }
-    .with_file_extension(String::new())
+    if let Some(missing) = table
+        .text_columns
+        .iter()
+        .find(|c| schema.field_with_name(c).is_err())
+    {
+        return Err(failure(
+            ErrorClass::Config,
+            format!(
+                "table `{name}`: text_columns names `{missing}`, which is not a column of {shown}"
+            ),
+            Some("text_columns lists column names of the table's header"),
+        ));
+    }
+    let file = |path: &PathBuf| FileToRead {
+        table: name.clone(),
+        path: path.clone(),
+        shown: path
+            .strip_prefix(&table.base_dir)
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+        schema: schema.clone(),
+        max_value_bytes: max,
+    };
+    let partitions: Vec<Arc<dyn PartitionStream>> = match format {
+        Format::Csv => {
+            let reader = Arc::new(CsvReader { dialect });
+            files
+                .iter()
+                .map(|f| {
+                    Arc::new(FilePartition {
+                        file: file(f),
+                        reader: reader.clone(),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect()
+        }
+        _ => {
+            let reader = Arc::new(NdjsonReader);
+            files
+                .iter()
+                .map(|f| {
+                    Arc::new(FilePartition {
+                        file: file(f),
+                        reader: reader.clone(),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect()
+        }
+    };
+    let cannot_register = |e: DataFusionError| {
+        failure(
+            ErrorClass::Config,
+            format!("table `{name}`: cannot register {shown}: {}", describe(&e)),
+            None,
+        )
+    };
+    let provider = StreamingTable::try_new(schema, partitions).map_err(cannot_register)?;
+    ctx.register_table(name.as_str(), Arc::new(provider))
+        .map_err(cannot_register)?;
+    tracing::debug!(table = %name, files = ?listing.files, "table registered");
+    Ok(listing.files)
 }
 
 /// A failure while reading the files' schemas: the file at fault when one
@@ -573,137 +726,9 @@ async fn infer_schema(
     }
 }
 
-/// CSV columns are read by position, so every file of a CSV table must have
-/// the first file's header: a file with other columns, or the same in
-/// another order, would put its values under the wrong names. (Parquet and
-/// NDJSON are read by column name.) Reads each file's header only.
-async fn csv_headers_agree(
-    ctx: &SessionContext,
-    state: &SessionState,
-    table: &ResolvedTable,
-    store: &Arc<dyn ObjectStore>,
-    objects: &[(&PathBuf, ObjectMeta)],
-) -> std::result::Result<(), TableFailure> {
-    if objects.len() < 2 {
-        return Ok(());
-    }
-    let name = &table.name;
-    // No rows: the header alone.
-    let mut read = CsvReadOptions::new()
-        .has_header(true)
-        .newlines_in_values(true)
-        .truncated_rows(true)
-        .schema_infer_max_records(0);
-    if let Some(d) = table.delimiter {
-        read = read.delimiter(d);
-    }
-    let header_of = read.to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
-    let mut first: Option<(&PathBuf, Vec<String>)> = None;
-    for (file, meta) in objects {
-        let schema = header_of
-            .format
-            .infer_schema(state, store, std::slice::from_ref(meta))
-            .await
-            .map_err(|e| {
-                failure(
-                    ErrorClass::Config,
-                    format!(
-                        "table `{name}`: cannot read the header of {}: {}",
-                        file.display(),
-                        describe(&e)
-                    ),
-                    Some("the file must be UTF-8 CSV with a header row"),
-                )
-            })?;
-        let columns: Vec<String> = strip_bom(schema)
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        match &first {
-            None => first = Some((file, columns)),
-            Some((first_file, expected)) if *expected != columns => {
-                return Err(failure(
-                    ErrorClass::Config,
-                    format!(
-                        "table `{name}`: {} has the columns ({}), but {} has ({})",
-                        file.display(),
-                        columns.join(", "),
-                        first_file.display(),
-                        expected.join(", ")
-                    ),
-                    Some("the CSV files of a table must have the same header (columns are read by position)"),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// The schema with `columns` turned into nullable Utf8; the first name that is
-/// not a column is the error.
-fn as_text(schema: SchemaRef, columns: &[String]) -> std::result::Result<SchemaRef, String> {
-    if columns.is_empty() {
-        return Ok(schema);
-    }
-    if let Some(missing) = columns.iter().find(|c| schema.field_with_name(c).is_err()) {
-        return Err(missing.clone());
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if columns.iter().any(|c| c == f.name()) {
-                Field::new(f.name(), DataType::Utf8, true)
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Ok(Arc::new(Schema::new(fields)))
-}
-
-/// A CSV exported by Excel starts with a UTF-8 byte order mark, which would
-/// otherwise become part of the first column's name.
-fn strip_bom(schema: SchemaRef) -> SchemaRef {
-    let Some(first) = schema.fields().first() else {
-        return schema;
-    };
-    if !first.name().starts_with(BOM) {
-        return schema;
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let f = f.as_ref().clone();
-            if i == 0 {
-                let name = f.name().trim_start_matches(BOM).to_string();
-                f.with_name(name)
-            } else {
-                f
-            }
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bom_is_stripped_from_the_first_column_only() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("\u{feff}id", DataType::Int64, true),
-            Field::new("email", DataType::Utf8, true),
-        ]));
-        let fixed = strip_bom(schema);
-        assert_eq!(fixed.field(0).name(), "id");
-        assert_eq!(fixed.field(1).name(), "email");
-    }
 
     #[test]
     fn views_become_utf8() {

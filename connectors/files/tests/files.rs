@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use audex_core::{BuildContext, ErrorClass, SegmentQuery, SegmentSource};
+use audex_core::{
+    unreadable, BuildContext, ErrorClass, SegmentQuery, SegmentSource, SourceItem, UnreadableRow,
+};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -35,6 +37,22 @@ async fn collect(src: &dyn SegmentSource, q: &SegmentQuery) -> Vec<RecordBatch> 
         }
     }
     out
+}
+
+/// The batches and the rows set aside.
+async fn items(
+    src: &dyn SegmentSource,
+    q: &SegmentQuery,
+) -> (Vec<RecordBatch>, Vec<UnreadableRow>) {
+    let mut stream = src.stream(q).await.expect("stream starts");
+    let (mut batches, mut bad) = (Vec::new(), Vec::new());
+    while let Some(item) = stream.next().await {
+        match item.expect("item") {
+            SourceItem::Rows(b) => batches.push(b),
+            SourceItem::Unreadable(r) => bad.push(r),
+        }
+    }
+    (batches, bad)
 }
 
 /// Every row as `col=value` strings, NULL shown as `∅`.
@@ -340,7 +358,7 @@ fn registered_with_schema_and_example() {
 async fn text_columns_read_dirty_values_as_text() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 10,001 clean numbers, then one that is not: the inferred Int64 column
-    // fails the read at that line.
+    // cannot hold it, and that row alone is set aside.
     let mut csv = String::from("email,ltv\n");
     for i in 0..10_001 {
         csv.push_str(&format!("p{i}@example.com,{i}\n"));
@@ -348,19 +366,26 @@ async fn text_columns_read_dirty_values_as_text() {
     csv.push_str("late@example.com,n/a\n");
     std::fs::write(dir.path().join("p.csv"), &csv).expect("csv");
     let strict = source(dir.path(), serde_json::json!({"p": "p.csv"}));
-    let mut stream = strict
-        .stream(&SegmentQuery::Table("p".into()))
-        .await
-        .expect("starts");
-    let mut err = None;
-    while let Some(b) = stream.next().await {
-        if let Err(e) = b {
-            err = Some(e);
-            break;
-        }
-    }
-    let err = err.expect("the dirty value fails the inferred type");
-    assert!(err.hint().unwrap_or("").contains("text_columns"), "{err:?}");
+    let (batches, bad) = items(strict.as_ref(), &SegmentQuery::Table("p".into())).await;
+    assert_eq!(rows(&batches).len(), 10_001);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let bad = &bad[0];
+    assert_eq!(
+        (
+            bad.code,
+            bad.line,
+            bad.column.as_deref(),
+            bad.file.as_deref()
+        ),
+        (
+            unreadable::UNCASTABLE,
+            Some(10_003),
+            Some("ltv"),
+            Some("p.csv")
+        )
+    );
+    assert!(bad.reason.contains("text_columns"), "{}", bad.reason);
+    assert_eq!(bad.value("email"), Some("late@example.com"));
 
     let lenient = source(
         dir.path(),
@@ -625,7 +650,7 @@ async fn files_that_do_not_agree_fail_clearly() {
     let e = error("cols").await;
     assert!(
         e.message()
-            .contains("cols/b/c.csv has the columns (id, name)"),
+            .contains("cols/b/c.csv as csv: it has the columns (id, name)"),
         "{e}"
     );
     assert!(e.message().contains("cols/a.csv has (id, email)"), "{e}");
@@ -634,14 +659,11 @@ async fn files_that_do_not_agree_fail_clearly() {
     let e = error("order").await;
     assert!(e.message().contains("(email, id)"), "{e}");
 
-    let e = error("types").await;
-    assert!(e.message().contains("cannot read the 2 files of "), "{e}");
-    assert!(e.message().contains("'id'"), "{e}");
-    assert!(
-        e.hint()
-            .is_some_and(|h| h.contains("same columns and types")),
-        "{e}"
-    );
+    // Types are inferred over the rows of every file: `x` makes `id` text.
+    let types = SegmentQuery::Table("types".into());
+    let schema = src.schema(&types).await.expect("schema");
+    assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+    assert_eq!(rows(&collect(src.as_ref(), &types).await).len(), 2);
 
     let e = error("broken").await;
     assert!(e.message().contains("broken/b/c.parquet as parquet"), "{e}");
