@@ -313,7 +313,9 @@ fn decode(
     schema: &SchemaRef,
     bytes: &[u8],
 ) -> Result<Option<RecordBatch>, datafusion::arrow::error::ArrowError> {
+    // A number or boolean in a text column is read as its text.
     let mut decoder = ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
         .with_batch_size(BATCH_ROWS.max(1) + 1)
         .build_decoder()?;
     let mut rest = bytes;

@@ -670,3 +670,204 @@ async fn files_that_do_not_agree_fail_clearly() {
 
     assert_eq!(ids(src.as_ref(), "bom").await, ["1", "2"]);
 }
+
+/// 600 rows: a quoted value spanning two lines (row 50), then invalid UTF-8
+/// (100), a NUL (200), a 2 MB value (300), 300 fields (400), two fields
+/// (500). Returns the file's bytes.
+fn six_hundred_rows_with_five_bad() -> Vec<u8> {
+    let mut csv = b"id,email,name\n".to_vec();
+    for i in 1..=600u32 {
+        let email = format!("p{i}@example.com");
+        let line: Vec<u8> = match i {
+            50 => format!("{i},{email},\"two\nlines\"").into_bytes(),
+            100 => [format!("{i},{email},Ren").as_bytes(), b"\xe9e"].concat(),
+            200 => format!("{i},{email},nul\0here").into_bytes(),
+            300 => format!("{i},{email},{}", "x".repeat(2 << 20)).into_bytes(),
+            400 => format!("{i},{email},{}", vec!["f"; 298].join(",")).into_bytes(),
+            500 => format!("{i},{email}").into_bytes(),
+            _ => format!("{i},{email},Name{i}").into_bytes(),
+        };
+        csv.extend_from_slice(&line);
+        csv.push(b'\n');
+    }
+    csv
+}
+
+#[tokio::test]
+async fn bad_rows_are_set_aside_with_their_line_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data")).expect("mkdir");
+    std::fs::write(d.join("data/p.csv"), six_hundred_rows_with_five_bad()).expect("csv");
+    let src = source(d, serde_json::json!({"p": "data/p.csv"}));
+    let q = sql("SELECT id, email FROM p WHERE id % 100 = 0 OR id < 3 ORDER BY id");
+    let (batches, bad) = items(src.as_ref(), &q).await;
+    // Rows 100..500 are set aside before the query sees them.
+    assert_eq!(
+        rows(&batches),
+        [
+            ["1", "p1@example.com"],
+            ["2", "p2@example.com"],
+            ["600", "p600@example.com"]
+        ]
+    );
+    let got: Vec<_> = bad
+        .iter()
+        .map(|r| (r.line, r.code, r.column.as_deref(), r.value("email")))
+        .collect();
+    // Line numbers count physical lines: row 50 spans two.
+    assert_eq!(
+        got,
+        [
+            (
+                Some(102),
+                unreadable::INVALID_UTF8,
+                Some("name"),
+                Some("p100@example.com")
+            ),
+            (
+                Some(202),
+                unreadable::NUL_BYTE,
+                Some("name"),
+                Some("p200@example.com")
+            ),
+            (
+                Some(302),
+                unreadable::VALUE_TOO_LARGE,
+                Some("name"),
+                Some("p300@example.com")
+            ),
+            (
+                Some(402),
+                unreadable::COLUMN_COUNT,
+                None,
+                Some("p400@example.com")
+            ),
+            (
+                Some(502),
+                unreadable::COLUMN_COUNT,
+                None,
+                Some("p500@example.com")
+            ),
+        ]
+    );
+    assert!(bad
+        .iter()
+        .all(|r| r.table == "p" && r.file.as_deref() == Some("data/p.csv")));
+    assert!(
+        bad[3].reason.contains("300 fields, the header 3"),
+        "{}",
+        bad[3].reason
+    );
+    assert!(
+        bad[2].reason.contains("max_value_bytes"),
+        "{}",
+        bad[2].reason
+    );
+    // The whole table: 595 rows, and its row 50 keeps its line break.
+    let all = rows(&collect(src.as_ref(), &SegmentQuery::Table("p".into())).await);
+    assert_eq!(all.len(), 595);
+    assert_eq!(all[49][2], "two\nlines");
+
+    // A larger cap lets the 2 MB value through.
+    let block = serde_json::json!({"type": "files", "max_value_bytes": 4 << 20, "tables": {"p": "data/p.csv"}});
+    let plugin = audex_core::registry::source("files").expect("registered");
+    let cfg = (plugin.parse)(block).expect("valid config");
+    let roomy = cfg
+        .build(&BuildContext {
+            base_dir: d.to_path_buf(),
+        })
+        .expect("builds");
+    let (batches, bad) = items(roomy.as_ref(), &SegmentQuery::Table("p".into())).await;
+    assert_eq!((rows(&batches).len(), bad.len()), (596, 4));
+}
+
+#[tokio::test]
+async fn ndjson_lines_that_cannot_be_read_are_set_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Types come from the first 10,000 readable lines; the bad lines follow.
+    let mut text = Vec::new();
+    for i in 1..=10_050u32 {
+        let line: Vec<u8> = match i {
+            10_010 => br#"{"id": 10010, "email": "p10010@example.com", "name": "cut"#.to_vec(),
+            10_020 => b"[10020, \"p10020@example.com\"]".to_vec(),
+            10_030 => format!(r#"{{"id": "thirty", "email": "p{i}@example.com"}}"#).into_bytes(),
+            10_040 => format!(r#"{{"id": {i}, "email": "p{i}@example.com", "name": "a\u0000b"}}"#)
+                .into_bytes(),
+            10_045 => [
+                format!(r#"{{"id": {i}, "email": "p{i}@example.com", "name": ""#).as_bytes(),
+                &b"\xff"[..],
+                b"\"}",
+            ]
+            .concat(),
+            // A number where later lines have text: read as its text.
+            _ => format!(r#"{{"id": {i}, "email": "p{i}@example.com", "name": {i}}}"#).into_bytes(),
+        };
+        text.extend_from_slice(&line);
+        text.extend_from_slice(b"\n\n");
+    }
+    std::fs::write(dir.path().join("p.ndjson"), text).expect("write");
+    let src = source(dir.path(), serde_json::json!({"p": "p.ndjson"}));
+    let (batches, bad) = items(src.as_ref(), &SegmentQuery::Table("p".into())).await;
+    assert_eq!(rows(&batches).len(), 10_045);
+    let mut got: Vec<_> = bad.iter().map(|r| (r.line, r.code)).collect();
+    // Type faults are found a batch at a time, after the others.
+    got.sort();
+    // Blank lines count: line n*2-1 holds object n.
+    assert_eq!(
+        got,
+        [
+            (Some(20_019), unreadable::MALFORMED),
+            (Some(20_039), unreadable::MALFORMED),
+            (Some(20_059), unreadable::UNCASTABLE),
+            (Some(20_079), unreadable::NUL_BYTE),
+            (Some(20_089), unreadable::INVALID_UTF8),
+        ]
+    );
+    let thirty = bad
+        .iter()
+        .find(|r| r.code == unreadable::UNCASTABLE)
+        .expect("uncastable");
+    assert_eq!(thirty.value("email"), Some("p10030@example.com"));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_csv_at_all_fails_before_anything_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("image.csv"),
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff\xfe",
+    )
+    .expect("write");
+    std::fs::write(d.join("semi.csv"), "id;email;name\n1;a@example.com;Ann\n").expect("write");
+    std::fs::write(d.join("broken.csv"), "id,email\n1,a,b,c\n2\n").expect("write");
+    let src = source(
+        d,
+        serde_json::json!({"image": "image.csv", "semi": "semi.csv", "broken": "broken.csv"}),
+    );
+    let e = src
+        .count(&SegmentQuery::Table("image".into()))
+        .await
+        .err()
+        .expect("binary");
+    assert_eq!(e.class(), ErrorClass::Config, "{e}");
+    assert!(e.message().contains("is it a CSV file?"), "{e}");
+    let e = src
+        .stream(&SegmentQuery::Table("semi".into()))
+        .await
+        .err()
+        .expect("delimiter");
+    assert!(e.message().contains("separate fields with `;`"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("delimiter")), "{e}");
+    let e = src
+        .stream(&SegmentQuery::Table("broken".into()))
+        .await
+        .err()
+        .expect("no row");
+    assert!(
+        e.message()
+            .contains("no row could be read (line 2: the row has 4 fields, the header 2)"),
+        "{e}"
+    );
+}
