@@ -12,9 +12,11 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use audex_core::{Error, ErrorClass};
+use arrow_select::filter::filter;
+use audex_core::{unreadable, Error, ErrorClass, UnreadableRow};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use postgres_types::{FromSql, Kind, Type};
 use tokio_postgres::{Column, Row};
@@ -257,31 +259,64 @@ impl PgNumeric {
     }
 }
 
-fn read_err(column: &str, e: tokio_postgres::Error) -> Error {
-    Error::new(
-        ErrorClass::Internal,
-        format!("reading column `{column}`: {e}"),
-    )
+/// Where a page of rows comes from, for the rows set aside.
+#[derive(Clone, Debug)]
+pub struct PageSource<'a> {
+    /// The table a segment reads, or `query`.
+    pub table: &'a str,
+    /// Rows of the result before this page.
+    pub first_row: u64,
+    pub max_value_bytes: usize,
 }
 
-/// One page of rows as a batch.
-pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
+/// Values of an unreadable row kept to find its lookup key.
+const KEEP_VALUE: usize = 1024;
+
+/// Per row of a page: the first fault found (column, code, reason).
+struct Faults(Vec<Option<(usize, &'static str, String)>>);
+
+impl Faults {
+    fn mark(&mut self, row: usize, column: usize, code: &'static str, reason: String) {
+        if let Some(slot) = self.0.get_mut(row) {
+            if slot.as_ref().is_none_or(|(c, ..)| column < *c) {
+                *slot = Some((column, code, reason));
+            }
+        }
+    }
+}
+
+/// One page of rows as a batch, and the rows set aside: a value over
+/// `max_value_bytes`, text that is not UTF-8 (a `SQL_ASCII` database), a
+/// `numeric` no decimal can hold (NaN, infinity, over 38 digits), a date
+/// or timestamp out of range (`infinity`).
+pub fn to_batch(
+    plan: &Plan,
+    rows: &[Row],
+    from: &PageSource<'_>,
+) -> Result<(RecordBatch, Vec<UnreadableRow>), Error> {
     let n = rows.len();
+    let max = from.max_value_bytes;
+    let mut faults = Faults(vec![None; n]);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(plan.kinds.len());
     for (i, kind) in plan.kinds.iter().enumerate() {
         let name = plan.schema.field(i).name();
-        let get_err = |e| read_err(name, e);
+        let mut fault = |k: usize, code: &'static str, e: &dyn std::fmt::Display| {
+            faults.mark(k, i, code, format!("column `{name}` cannot be read: {e}"));
+        };
         let array: ArrayRef = match kind {
             ColumnKind::Bool => {
                 let mut b = BooleanBuilder::with_capacity(n);
-                for r in rows {
-                    b.append_option(r.try_get::<_, Option<bool>>(i).map_err(get_err)?);
+                for (k, r) in rows.iter().enumerate() {
+                    b.append_option(r.try_get::<_, Option<bool>>(i).unwrap_or_else(|e| {
+                        fault(k, unreadable::UNCASTABLE, &e);
+                        None
+                    }));
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Int2 | ColumnKind::Int4 | ColumnKind::Int8 => {
                 let mut b = Int64Builder::with_capacity(n);
-                for r in rows {
+                for (k, r) in rows.iter().enumerate() {
                     let v = match kind {
                         ColumnKind::Int2 => {
                             r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from))
@@ -290,22 +325,26 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
                             r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from))
                         }
                         _ => r.try_get::<_, Option<i64>>(i),
-                    }
-                    .map_err(get_err)?;
-                    b.append_option(v);
+                    };
+                    b.append_option(v.unwrap_or_else(|e| {
+                        fault(k, unreadable::UNCASTABLE, &e);
+                        None
+                    }));
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Float4 | ColumnKind::Float8 => {
                 let mut b = Float64Builder::with_capacity(n);
-                for r in rows {
+                for (k, r) in rows.iter().enumerate() {
                     let v = if *kind == ColumnKind::Float4 {
                         r.try_get::<_, Option<f32>>(i).map(|v| v.map(f64::from))
                     } else {
                         r.try_get::<_, Option<f64>>(i)
-                    }
-                    .map_err(get_err)?;
-                    b.append_option(v);
+                    };
+                    b.append_option(v.unwrap_or_else(|e| {
+                        fault(k, unreadable::UNCASTABLE, &e);
+                        None
+                    }));
                 }
                 Arc::new(b.finish())
             }
@@ -313,42 +352,76 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
                 let mut b = Decimal128Builder::with_capacity(n)
                     .with_precision_and_scale(*precision, *scale)
                     .map_err(|e| Error::internal(format!("column `{name}`: {e}")))?;
-                for r in rows {
-                    let v = r.try_get::<_, Option<PgNumeric>>(i).map_err(get_err)?;
-                    // NaN, infinities and values beyond 38 digits have no
-                    // decimal form: they arrive as missing values.
-                    b.append_option(v.and_then(|v| v.to_scaled_i128(*scale)));
+                let limit = 10i128
+                    .checked_pow(u32::from(*precision))
+                    .unwrap_or(i128::MAX);
+                for (k, r) in rows.iter().enumerate() {
+                    let v = match r.try_get::<_, Option<PgNumeric>>(i) {
+                        Ok(None) => None,
+                        Ok(Some(v)) => match v.to_scaled_i128(*scale) {
+                            Some(x) if x.unsigned_abs() < limit.unsigned_abs() => Some(x),
+                            _ => {
+                                fault(
+                                    k,
+                                    unreadable::UNCASTABLE,
+                                    &format!(
+                                        "the value has no decimal({precision},{scale}) form (NaN, infinite, or too many digits)"
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            fault(k, unreadable::UNCASTABLE, &e);
+                            None
+                        }
+                    };
+                    b.append_option(v);
                 }
                 Arc::new(b.finish())
             }
-            ColumnKind::Text => {
+            ColumnKind::Text | ColumnKind::Jsonb => {
                 let mut b = StringBuilder::with_capacity(n, n * 16);
-                for r in rows {
-                    b.append_option(
-                        r.try_get::<_, Option<RawText>>(i)
-                            .map_err(get_err)?
-                            .map(|t| t.0),
-                    );
-                }
-                Arc::new(b.finish())
-            }
-            ColumnKind::Jsonb => {
-                let mut b = StringBuilder::with_capacity(n, n * 16);
-                for r in rows {
-                    b.append_option(
-                        r.try_get::<_, Option<JsonbText>>(i)
-                            .map_err(get_err)?
-                            .map(|t| t.0),
-                    );
+                for (k, r) in rows.iter().enumerate() {
+                    let v = if *kind == ColumnKind::Text {
+                        r.try_get::<_, Option<RawText>>(i).map(|t| t.map(|t| t.0))
+                    } else {
+                        r.try_get::<_, Option<JsonbText>>(i).map(|t| t.map(|t| t.0))
+                    };
+                    match v {
+                        Ok(Some(t)) if t.len() > max => {
+                            fault(
+                                k,
+                                unreadable::VALUE_TOO_LARGE,
+                                &format!("the value is over {max} bytes (max_value_bytes)"),
+                            );
+                            b.append_null();
+                        }
+                        Ok(t) => b.append_option(t),
+                        Err(e) => {
+                            let code = if std::error::Error::source(&e)
+                                .is_some_and(|s| s.is::<std::str::Utf8Error>())
+                            {
+                                unreadable::INVALID_UTF8
+                            } else {
+                                unreadable::UNCASTABLE
+                            };
+                            fault(k, code, &e);
+                            b.append_null();
+                        }
+                    }
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Uuid => {
                 let mut b = StringBuilder::with_capacity(n, n * 36);
-                for r in rows {
+                for (k, r) in rows.iter().enumerate() {
                     b.append_option(
                         r.try_get::<_, Option<UuidText>>(i)
-                            .map_err(get_err)?
+                            .unwrap_or_else(|e| {
+                                fault(k, unreadable::UNCASTABLE, &e);
+                                None
+                            })
                             .map(|t| t.0),
                     );
                 }
@@ -357,24 +430,37 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
             ColumnKind::Date => {
                 let mut b = Date32Builder::with_capacity(n);
                 let epoch = NaiveDate::from_ymd_opt(1970, 1, 1);
-                for r in rows {
-                    let v = r.try_get::<_, Option<NaiveDate>>(i).map_err(get_err)?;
+                for (k, r) in rows.iter().enumerate() {
+                    let v = r.try_get::<_, Option<NaiveDate>>(i).unwrap_or_else(|e| {
+                        fault(k, unreadable::UNCASTABLE, &e);
+                        None
+                    });
                     b.append_option(v.zip(epoch).map(|(d, e)| (d - e).num_days() as i32));
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::Timestamp => {
                 let mut b = TimestampMicrosecondBuilder::with_capacity(n);
-                for r in rows {
-                    let v = r.try_get::<_, Option<NaiveDateTime>>(i).map_err(get_err)?;
+                for (k, r) in rows.iter().enumerate() {
+                    let v = r
+                        .try_get::<_, Option<NaiveDateTime>>(i)
+                        .unwrap_or_else(|e| {
+                            fault(k, unreadable::UNCASTABLE, &e);
+                            None
+                        });
                     b.append_option(v.map(|t| t.and_utc().timestamp_micros()));
                 }
                 Arc::new(b.finish())
             }
             ColumnKind::TimestampTz => {
                 let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-                for r in rows {
-                    let v = r.try_get::<_, Option<DateTime<Utc>>>(i).map_err(get_err)?;
+                for (k, r) in rows.iter().enumerate() {
+                    let v = r
+                        .try_get::<_, Option<DateTime<Utc>>>(i)
+                        .unwrap_or_else(|e| {
+                            fault(k, unreadable::UNCASTABLE, &e);
+                            None
+                        });
                     b.append_option(v.map(|t| t.timestamp_micros()));
                 }
                 Arc::new(b.finish())
@@ -382,8 +468,38 @@ pub fn to_batch(plan: &Plan, rows: &[Row]) -> Result<RecordBatch, Error> {
         };
         columns.push(array);
     }
-    RecordBatch::try_new(plan.schema.clone(), columns)
-        .map_err(|e| Error::internal(format!("building a batch: {e}")))
+    let mut set_aside = Vec::new();
+    if faults.0.iter().any(Option::is_some) {
+        for (k, f) in faults.0.iter().enumerate() {
+            let Some((c, code, reason)) = f else { continue };
+            let values = plan
+                .schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .filter_map(|(field, col)| {
+                    let col = col.as_string_opt::<i32>()?;
+                    (col.is_valid(k) && col.value(k).len() <= KEEP_VALUE)
+                        .then(|| (field.name().clone(), col.value(k).to_string()))
+                })
+                .collect();
+            set_aside.push(
+                UnreadableRow::new(from.table, code, reason.clone())
+                    .at_line(from.first_row + k as u64 + 1)
+                    .column(plan.schema.field(*c).name())
+                    .with_values(values),
+            );
+        }
+        let keep: BooleanArray = faults.0.iter().map(|f| Some(f.is_none())).collect();
+        columns = columns
+            .iter()
+            .map(|c| filter(c, &keep))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::internal(format!("setting rows aside: {e}")))?;
+    }
+    let batch = RecordBatch::try_new(plan.schema.clone(), columns)
+        .map_err(|e| Error::internal(format!("building a batch: {e}")))?;
+    Ok((batch, set_aside))
 }
 
 #[cfg(test)]

@@ -36,6 +36,12 @@ pub struct PostgresConfig {
     #[serde(default = "default_fetch_rows")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub fetch_rows: usize,
+    /// The largest text or jsonb value, in bytes, a row may hold: a row
+    /// with a longer one is set aside as unreadable (reported with its row
+    /// number) instead of reaching a segment. Default 1 MiB.
+    #[serde(default = "default_max_value_bytes")]
+    #[schemars(range(min = 1, max = 1_073_741_824))]
+    pub max_value_bytes: u64,
     /// For `run_on: source_change`: a query whose first row changes when
     /// the data is refreshed, e.g. `SELECT max(updated_at) FROM profiles`
     /// or `SELECT last_load_id FROM etl_runs ORDER BY id DESC LIMIT 1`. Run
@@ -54,6 +60,10 @@ pub enum PostgresType {
 
 fn default_fetch_rows() -> usize {
     DEFAULT_FETCH_ROWS
+}
+
+fn default_max_value_bytes() -> u64 {
+    audex_core::DEFAULT_MAX_VALUE_BYTES
 }
 
 /// Where a connection goes, for messages: host and port, never the user's
@@ -143,6 +153,7 @@ mod tests {
             url: Secret::new(url),
             schema: None,
             fetch_rows: DEFAULT_FETCH_ROWS,
+            max_value_bytes: audex_core::DEFAULT_MAX_VALUE_BYTES,
             refresh_marker: None,
         }
     }

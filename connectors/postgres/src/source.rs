@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, Socket, Statement};
 
-use crate::arrow::{plan, to_batch, Plan};
+use crate::arrow::{plan, to_batch, PageSource, Plan};
 use crate::config::{describe_target, parse_url, PostgresConfig};
 use crate::tls::TlsOptions;
 
@@ -29,6 +29,7 @@ pub struct PostgresSource {
     url: Secret,
     schema: Option<String>,
     fetch_rows: usize,
+    max_value_bytes: usize,
     refresh_marker: Option<String>,
     /// The config file's folder: a relative `sslrootcert` resolves here.
     base_dir: PathBuf,
@@ -41,6 +42,7 @@ impl PostgresSource {
             url: config.url.clone(),
             schema: config.schema.clone(),
             fetch_rows: config.fetch_rows.max(1),
+            max_value_bytes: usize::try_from(config.max_value_bytes).unwrap_or(usize::MAX),
             refresh_marker: config.refresh_marker.clone(),
             base_dir: base_dir.to_path_buf(),
         }
@@ -269,6 +271,13 @@ struct Cursor {
     client: Client,
     fetch: Statement,
     plan: Plan,
+    /// The table a segment reads, or `query`, for rows set aside.
+    table: String,
+    /// Rows fetched so far.
+    read: u64,
+    max_value_bytes: usize,
+    /// Items of the last page not yielded yet.
+    queue: std::collections::VecDeque<SourceItem>,
     done: bool,
 }
 
@@ -368,11 +377,21 @@ impl SegmentSource for PostgresSource {
             client,
             fetch,
             plan,
+            table: match query {
+                SegmentQuery::Table(t) => t.clone(),
+                SegmentQuery::Sql(_) => "query".to_string(),
+            },
+            read: 0,
+            max_value_bytes: self.max_value_bytes,
+            queue: std::collections::VecDeque::new(),
             done: false,
         };
         let stream = futures::stream::unfold(cursor, move |mut c| {
             let what = what.clone();
             async move {
+                if let Some(item) = c.queue.pop_front() {
+                    return Some((Ok(item), c));
+                }
                 if c.done {
                     return None;
                 }
@@ -383,11 +402,23 @@ impl SegmentSource for PostgresSource {
                         None
                     }
                     Ok(rows) => {
-                        let batch = to_batch(&c.plan, &rows);
-                        if batch.is_err() {
-                            c.done = true;
+                        let from = PageSource {
+                            table: &c.table,
+                            first_row: c.read,
+                            max_value_bytes: c.max_value_bytes,
+                        };
+                        c.read += rows.len() as u64;
+                        match to_batch(&c.plan, &rows, &from) {
+                            Ok((batch, set_aside)) => {
+                                c.queue
+                                    .extend(set_aside.into_iter().map(SourceItem::Unreadable));
+                                Some((Ok(SourceItem::Rows(batch)), c))
+                            }
+                            Err(e) => {
+                                c.done = true;
+                                Some((Err(e), c))
+                            }
                         }
-                        Some((batch.map(SourceItem::Rows), c))
                     }
                     Err(e) => {
                         c.done = true;

@@ -323,3 +323,91 @@ async fn the_refresh_marker_fingerprints_the_data() {
         Some(second.as_str())
     );
 }
+
+#[tokio::test]
+async fn rows_with_values_that_cannot_be_read_are_set_aside() {
+    // 600 rows over pages of 64; row 100 holds a 2 MB note, row 200 a NaN
+    // amount, row 300 an infinite date, row 400 a number too long for
+    // numeric(10,2)'s decimal (only in an unconstrained column).
+    exec(
+        "DROP TABLE IF EXISTS dirty;
+         CREATE TABLE dirty (id int4, email text, note text, amount numeric(10,2), loose numeric, born date);
+         INSERT INTO dirty
+         SELECT i, 'p' || i || '@example.com',
+                CASE WHEN i = 100 THEN repeat('x', 2 * 1024 * 1024) ELSE 'n' || i END,
+                CASE WHEN i = 200 THEN 'NaN'::numeric ELSE i END,
+                CASE WHEN i = 400 THEN 1e40 ELSE i END,
+                CASE WHEN i = 300 THEN 'infinity'::date ELSE DATE '2000-01-01' END
+         FROM generate_series(1, 600) AS i;",
+    )
+    .await;
+    let src = source(serde_json::json!({"fetch_rows": 64}));
+    let q = SegmentQuery::Sql("SELECT * FROM dirty ORDER BY id".into());
+    let mut stream = src.stream(&q).await.expect("stream");
+    let (mut ids, mut bad) = (Vec::new(), Vec::new());
+    while let Some(item) = stream.next().await {
+        match item.expect("item") {
+            audex_core::SourceItem::Rows(b) => {
+                let col = b.column(0).as_primitive::<Int64Type>();
+                ids.extend(col.iter().flatten());
+            }
+            audex_core::SourceItem::Unreadable(r) => bad.push(r),
+        }
+    }
+    assert_eq!(ids.len(), 596);
+    assert!(!ids.contains(&100) && !ids.contains(&400), "{ids:?}");
+    let got: Vec<_> = bad
+        .iter()
+        .map(|r| (r.line, r.code, r.column.as_deref(), r.value("email")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Some(100),
+                audex_core::unreadable::VALUE_TOO_LARGE,
+                Some("note"),
+                Some("p100@example.com")
+            ),
+            (
+                Some(200),
+                audex_core::unreadable::UNCASTABLE,
+                Some("amount"),
+                Some("p200@example.com")
+            ),
+            (
+                Some(300),
+                audex_core::unreadable::UNCASTABLE,
+                Some("born"),
+                Some("p300@example.com")
+            ),
+            (
+                Some(400),
+                audex_core::unreadable::UNCASTABLE,
+                Some("loose"),
+                Some("p400@example.com")
+            ),
+        ]
+    );
+    assert!(bad.iter().all(|r| r.table == "query" && r.file.is_none()));
+    assert!(
+        bad[0].reason.contains("max_value_bytes"),
+        "{}",
+        bad[0].reason
+    );
+
+    // A larger cap lets the note through.
+    let roomy = source(serde_json::json!({"max_value_bytes": 4 << 20}));
+    let mut stream = roomy
+        .stream(&SegmentQuery::Table("dirty".into()))
+        .await
+        .expect("stream");
+    let mut set_aside = Vec::new();
+    while let Some(item) = stream.next().await {
+        if let audex_core::SourceItem::Unreadable(r) = item.expect("item") {
+            set_aside.push((r.table, r.line));
+        }
+    }
+    assert_eq!(set_aside.len(), 3, "{set_aside:?}");
+    assert!(set_aside.iter().all(|(t, _)| t == "dirty"));
+}
