@@ -554,3 +554,127 @@ async fn append_mode_keeps_leavers() {
     assert_eq!(sim.counters().calls("remove_from_list"), 0);
     sim.shutdown().await;
 }
+
+/// Profiles as CSV bytes: each email with a first name, except the rows
+/// `broken` names, whose line is made unreadable in one of four ways (the
+/// email stays readable).
+fn profiles_with_broken_rows(emails: &[String], broken: &[usize]) -> Vec<u8> {
+    let mut csv = b"email,first_name\n".to_vec();
+    for (i, e) in emails.iter().enumerate() {
+        let line: Vec<u8> = match broken.iter().position(|&b| b == i) {
+            Some(0) => [format!("{e},Ren").as_bytes(), b"\xe9e"].concat(),
+            Some(1) => format!("{e},nul\0byte").into_bytes(),
+            Some(2) => format!("{e},{}", "x".repeat(2 << 20)).into_bytes(),
+            Some(_) => format!("{e},{}", vec!["f"; 299].join(",")).into_bytes(),
+            None => format!("{e},Name{i}").into_bytes(),
+        };
+        csv.extend_from_slice(&line);
+        csv.push(b'\n');
+    }
+    csv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_never_stop_the_good_ones_and_their_members_stay() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..600);
+    let csv = ws.dir.path().join("data/profiles.csv");
+    let broken = [99, 199, 299, 399];
+
+    // Invalid UTF-8, a NUL, a 2 MB value, 300 columns: the 596 others go.
+    std::fs::write(&csv, profiles_with_broken_rows(&all, &broken)).expect("csv");
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&out);
+    let seg = &r["segments"][0];
+    assert_eq!(
+        (n(seg, "read"), n(seg, "upserted"), n(seg, "added")),
+        (596, 596, 596),
+        "{r}"
+    );
+    assert_eq!(r["tables"][0]["source"], "crm", "{r}");
+    assert_eq!(r["tables"][0]["table"], "profiles", "{r}");
+    assert_eq!(n(&r["tables"][0], "unreadable"), 4, "{r}");
+    let good: std::collections::BTreeSet<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !broken.contains(i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    assert_eq!(list_emails(&sim, 1001), good);
+    // Nothing broken was sent: no lead for a broken row.
+    assert_eq!(sim.lead_count(), 596);
+    assert!(sim.lead_by_email("person299@example.com").is_none());
+    let rejects = r["rejects_file"].as_str().expect("rejects file");
+    let mut lines = csv::Reader::from_path(rejects).expect("rejects");
+    let got: Vec<Vec<String>> = lines
+        .records()
+        .map(|rec| rec.expect("record").iter().map(String::from).collect())
+        .collect();
+    let codes: Vec<(&str, &str, &str, &str, &str)> = got
+        .iter()
+        .map(|l| {
+            (
+                l[2].as_str(),
+                l[4].as_str(),
+                l[6].as_str(),
+                l[7].as_str(),
+                l[8].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (
+                "person99@example.com",
+                "invalid_utf8",
+                "profiles",
+                "data/profiles.csv",
+                "101"
+            ),
+            (
+                "person199@example.com",
+                "nul_byte",
+                "profiles",
+                "data/profiles.csv",
+                "201"
+            ),
+            (
+                "person299@example.com",
+                "value_too_large",
+                "profiles",
+                "data/profiles.csv",
+                "301"
+            ),
+            (
+                "person399@example.com",
+                "column_count",
+                "profiles",
+                "data/profiles.csv",
+                "401"
+            ),
+        ]
+    );
+
+    // Fixed, the four join the list.
+    std::fs::write(&csv, profiles_with_broken_rows(&all, &[])).expect("csv");
+    let (code, _, err) = audex(&ws.config, &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sim.member_count(1001), 600);
+
+    // Broken again: in mirror mode their members stay (held), the one
+    // real leaver goes.
+    let mut stayed = all.clone();
+    stayed.remove(500);
+    std::fs::write(&csv, profiles_with_broken_rows(&stayed, &broken)).expect("csv");
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let seg = &report(&out)["segments"][0];
+    assert_eq!((n(seg, "removed"), n(seg, "held")), (1, 4), "{seg}");
+    let mut expected: std::collections::BTreeSet<String> = all.iter().cloned().collect();
+    expected.remove(&all[500]);
+    assert_eq!(list_emails(&sim, 1001), expected);
+    sim.shutdown().await;
+}
