@@ -10,6 +10,7 @@ mod fingerprint;
 mod listing;
 mod read_csv;
 mod read_ndjson;
+mod read_parquet;
 mod rows;
 pub mod source;
 

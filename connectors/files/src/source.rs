@@ -15,9 +15,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::options::ReadOptions;
 use datafusion::execution::SessionState;
@@ -36,7 +34,8 @@ use crate::error::{describe, query_error};
 use crate::listing;
 use crate::read_csv::{CsvDialect, CsvReader, BATCH_ROWS};
 use crate::read_ndjson::NdjsonReader;
-use crate::rows::{FilePartition, FileToRead, Sink};
+use crate::read_parquet::ParquetReader;
+use crate::rows::{FilePartition, FileReader, FileToRead, Sink};
 /// A table with at most this many files has them named by `check`.
 const FEW_FILES: usize = 3;
 
@@ -491,22 +490,11 @@ async fn register(
             None,
         ));
     }
-    let cannot_register = |e: DataFusionError| {
-        failure(
-            ErrorClass::Config,
-            format!("table `{name}`: cannot register {shown}: {}", describe(&e)),
-            None,
-        )
-    };
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    let provider = ListingTable::try_new(config)
-        .map_err(cannot_register)?
-        .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
-    ctx.register_table(name.as_str(), Arc::new(provider))
-        .map_err(cannot_register)?;
-    tracing::debug!(table = %name, files = ?listing.files, "table registered");
+    // Read as the segment's stream yields it: string views and
+    // dictionaries become plain Utf8.
+    let schema = plain_schema(&schema);
+    let files: Vec<PathBuf> = objects.iter().map(|(f, _)| (*f).clone()).collect();
+    register_partitions(ctx, table, &files, schema, Arc::new(ParquetReader))?;
     Ok(listing.files)
 }
 
@@ -604,55 +592,60 @@ async fn register_rows(
             Some("text_columns lists column names of the table's header"),
         ));
     }
-    let file = |path: &PathBuf| FileToRead {
-        table: name.clone(),
-        path: path.clone(),
-        shown: path
-            .strip_prefix(&table.base_dir)
-            .unwrap_or(path)
-            .display()
-            .to_string(),
-        schema: schema.clone(),
-        max_value_bytes: max,
-    };
-    let partitions: Vec<Arc<dyn PartitionStream>> = match format {
+    match format {
         Format::Csv => {
-            let reader = Arc::new(CsvReader { dialect });
-            files
-                .iter()
-                .map(|f| {
-                    Arc::new(FilePartition {
-                        file: file(f),
-                        reader: reader.clone(),
-                    }) as Arc<dyn PartitionStream>
-                })
-                .collect()
+            register_partitions(ctx, table, &files, schema, Arc::new(CsvReader { dialect }))?
         }
-        _ => {
-            let reader = Arc::new(NdjsonReader);
-            files
-                .iter()
-                .map(|f| {
-                    Arc::new(FilePartition {
-                        file: file(f),
-                        reader: reader.clone(),
-                    }) as Arc<dyn PartitionStream>
-                })
-                .collect()
-        }
-    };
+        _ => register_partitions(ctx, table, &files, schema, Arc::new(NdjsonReader))?,
+    }
+    Ok(listing.files)
+}
+
+/// Register `files` as a streaming table of `schema`, one partition per
+/// file, each read by `reader`.
+fn register_partitions<R: FileReader>(
+    ctx: &SessionContext,
+    table: &ResolvedTable,
+    files: &[PathBuf],
+    schema: SchemaRef,
+    reader: Arc<R>,
+) -> std::result::Result<(), TableFailure> {
+    let name = &table.name;
+    let partitions: Vec<Arc<dyn PartitionStream>> = files
+        .iter()
+        .map(|path| {
+            Arc::new(FilePartition {
+                file: FileToRead {
+                    table: name.clone(),
+                    path: path.clone(),
+                    shown: path
+                        .strip_prefix(&table.base_dir)
+                        .unwrap_or(path)
+                        .display()
+                        .to_string(),
+                    schema: schema.clone(),
+                    max_value_bytes: table.max_value_bytes,
+                },
+                reader: reader.clone(),
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
     let cannot_register = |e: DataFusionError| {
         failure(
             ErrorClass::Config,
-            format!("table `{name}`: cannot register {shown}: {}", describe(&e)),
+            format!(
+                "table `{name}`: cannot register {}: {}",
+                table.location.display(),
+                describe(&e)
+            ),
             None,
         )
     };
     let provider = StreamingTable::try_new(schema, partitions).map_err(cannot_register)?;
     ctx.register_table(name.as_str(), Arc::new(provider))
         .map_err(cannot_register)?;
-    tracing::debug!(table = %name, files = ?listing.files, "table registered");
-    Ok(listing.files)
+    tracing::debug!(table = %name, files = files.len(), "table registered");
+    Ok(())
 }
 
 /// A failure while reading the files' schemas: the file at fault when one
@@ -699,9 +692,11 @@ async fn objects<'f>(
     Ok((store, objects))
 }
 
-/// One schema over every file (CSV and NDJSON types from the first
-/// [`INFER_ROWS`] rows across them, Parquet footers merged). On failure, the
-/// file that cannot be read alone, if one cannot.
+/// One schema over the files of a Parquet table: their footers merged.
+/// Where files disagree on a column's type, the first file that has the
+/// column declares it, and the others' values are cast row by row when
+/// read (a value that does not cast sets its row aside). On failure, the
+/// file that cannot be read.
 async fn infer_schema(
     state: &SessionState,
     options: &ListingOptions,
@@ -712,23 +707,51 @@ async fn infer_schema(
     match options.format.infer_schema(state, store, &metas).await {
         Ok(schema) => Ok(schema),
         Err(e) => {
+            let mut each = Vec::with_capacity(objects.len());
             for (file, meta) in objects {
                 let alone = options
                     .format
                     .infer_schema(state, store, std::slice::from_ref(meta))
-                    .await;
-                if let Err(own) = alone {
-                    return Err((Some((*file).clone()), own));
-                }
+                    .await
+                    .map_err(|own| (Some((*file).clone()), own))?;
+                each.push(alone);
             }
-            Err((None, e))
+            first_declares(&each).ok_or((None, e))
         }
     }
+}
+
+/// The columns of `schemas` in order of first appearance, each with the
+/// type of the first schema that has it. `None` when there is nothing.
+fn first_declares(schemas: &[SchemaRef]) -> Option<SchemaRef> {
+    let mut fields: Vec<Field> = Vec::new();
+    for schema in schemas {
+        for f in schema.fields() {
+            if !fields.iter().any(|g| g.name() == f.name()) {
+                fields.push(f.as_ref().clone().with_nullable(true));
+            }
+        }
+    }
+    (!fields.is_empty()).then(|| Arc::new(Schema::new(fields)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_file_declares_a_column_type() {
+        let a = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let b = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("email", DataType::Utf8, true),
+        ]));
+        let merged = first_declares(&[a, b]).expect("merged");
+        assert_eq!(merged.field(0).data_type(), &DataType::Int64);
+        assert!(merged.field(0).is_nullable());
+        assert_eq!(merged.field(1).name(), "email");
+        assert_eq!(first_declares(&[]), None);
+    }
 
     #[test]
     fn views_become_utf8() {

@@ -871,3 +871,128 @@ async fn a_file_that_is_not_csv_at_all_fails_before_anything_is_read() {
         "{e}"
     );
 }
+
+/// Write `columns` as a Parquet file.
+fn write_parquet(path: &Path, columns: Vec<(&str, datafusion::arrow::array::ArrayRef)>) {
+    let batch = RecordBatch::try_from_iter(columns).expect("batch");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(path).expect("create");
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+        .expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+#[tokio::test]
+async fn parquet_values_that_cannot_be_read_set_aside_their_rows() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // a.parquet declares `id` as Int64; b.parquet has it as text.
+    let ids: Vec<i64> = (1..=300).collect();
+    let emails: Vec<String> = ids.iter().map(|i| format!("p{i}@example.com")).collect();
+    let notes: Vec<String> = ids
+        .iter()
+        .map(|&i| match i {
+            100 => "x".repeat(2 << 20),
+            200 => "nul\0here".to_string(),
+            _ => format!("n{i}"),
+        })
+        .collect();
+    write_parquet(
+        &d.join("t/a.parquet"),
+        vec![
+            ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+            ("email", Arc::new(StringArray::from(emails)) as ArrayRef),
+            ("note", Arc::new(StringArray::from(notes)) as ArrayRef),
+        ],
+    );
+    write_parquet(
+        &d.join("t/b.parquet"),
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec!["301", "n/a", "303"])) as ArrayRef,
+            ),
+            (
+                "email",
+                Arc::new(StringArray::from(vec![
+                    "p301@example.com",
+                    "p302@example.com",
+                    "p303@example.com",
+                ])) as ArrayRef,
+            ),
+        ],
+    );
+    let src = source(d, serde_json::json!({"t": "t"}));
+    let schema = src
+        .schema(&SegmentQuery::Table("t".into()))
+        .await
+        .expect("schema");
+    assert_eq!(
+        schema.field_with_name("id").expect("id").data_type(),
+        &DataType::Int64
+    );
+    let (batches, bad) = items(src.as_ref(), &sql("SELECT id, note FROM t ORDER BY id")).await;
+    let got = rows(&batches);
+    assert_eq!(got.len(), 300, "298 of a, 2 of b");
+    assert_eq!(got[299], ["303", "∅"]);
+    let mut seen: Vec<_> = bad
+        .iter()
+        .map(|r| {
+            (
+                r.file.clone().unwrap_or_default(),
+                r.line,
+                r.code,
+                r.value("email").map(String::from),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "t/a.parquet".to_string(),
+                Some(100),
+                unreadable::VALUE_TOO_LARGE,
+                Some("p100@example.com".to_string())
+            ),
+            (
+                "t/a.parquet".to_string(),
+                Some(200),
+                unreadable::NUL_BYTE,
+                Some("p200@example.com".to_string())
+            ),
+            (
+                "t/b.parquet".to_string(),
+                Some(2),
+                unreadable::UNCASTABLE,
+                Some("p302@example.com".to_string())
+            ),
+        ]
+    );
+
+    // A damaged file fails clearly, naming it.
+    let bytes = std::fs::read(d.join("t/a.parquet")).expect("read");
+    let mut cut = bytes.clone();
+    // Keep the footer, damage the data pages.
+    for b in cut.iter_mut().skip(8).take(bytes.len() / 2) {
+        *b = 0xA5;
+    }
+    std::fs::write(d.join("t/a.parquet"), cut).expect("write");
+    let src = source(d, serde_json::json!({"t": "t"}));
+    let mut stream = src
+        .stream(&SegmentQuery::Table("t".into()))
+        .await
+        .expect("starts");
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            error = Some(e);
+            break;
+        }
+    }
+    let e = error.expect("a damaged file is an error");
+    assert!(e.message().contains("t/a.parquet as parquet"), "{e}");
+}
