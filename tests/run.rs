@@ -540,16 +540,20 @@ async fn append_mode_keeps_leavers() {
     write_profiles(ws.dir.path(), &all, &[]);
     let (code, _, err) = audex(&ws.config, &[]).await;
     assert_eq!(code, 0, "{err}");
-    // Ten new rows without a first_name field at all (a ragged CSV): read
-    // with an empty first name, not a failed run.
-    let new = emails(350..360);
-    let extra: Vec<&str> = new.iter().map(String::as_str).collect();
+    // Ten new rows, and ten without a first_name field at all (a ragged
+    // CSV): those are set aside as unreadable, not a failed run.
+    let new = emails(350..370);
+    let mut extra: Vec<String> = new[..10].iter().map(|e| format!("{e},New")).collect();
+    extra.extend(new[10..].iter().cloned());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     write_profiles(ws.dir.path(), &all[50..], &extra);
     let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
     assert_eq!(code, 0, "{err}");
-    let s = &report(&out)["segments"][0];
+    let r = report(&out);
+    let s = &r["segments"][0];
     assert_eq!(n(s, "removed"), 0, "{s}");
     assert_eq!(n(s, "added"), 10, "{s}");
+    assert_eq!(n(&r["tables"][0], "unreadable"), 10, "{r}");
     assert_eq!(sim.member_count(1001), 360);
     assert_eq!(sim.counters().calls("remove_from_list"), 0);
     sim.shutdown().await;
@@ -676,5 +680,113 @@ async fn bad_rows_never_stop_the_good_ones_and_their_members_stay() {
     let mut expected: std::collections::BTreeSet<String> = all.iter().cloned().collect();
     expected.remove(&all[500]);
     assert_eq!(list_emails(&sim, 1001), expected);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_ndjson_line_never_stops_the_others() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "append", 1_000_000);
+    let yaml = std::fs::read_to_string(&ws.config).expect("config");
+    std::fs::write(
+        &ws.config,
+        yaml.replace("data/profiles.csv", "data/profiles.ndjson"),
+    )
+    .expect("config");
+    let all = emails(0..600);
+    let mut text = String::new();
+    for (i, e) in all.iter().enumerate() {
+        match i {
+            99 => text.push_str(&format!("{{\"email\": \"{e}\", \"first_name\": \"cut")),
+            199 => text.push_str(&format!(
+                "{{\"email\": \"{e}\", \"first_name\": \"{}\"}}",
+                "x".repeat(2 << 20)
+            )),
+            _ => text.push_str(&format!("{{\"email\": \"{e}\", \"first_name\": \"N{i}\"}}")),
+        }
+        text.push('\n');
+    }
+    std::fs::write(ws.dir.path().join("data/profiles.ndjson"), text).expect("ndjson");
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&out);
+    assert_eq!(n(&r["segments"][0], "read"), 598, "{r}");
+    assert_eq!(n(&r["tables"][0], "unreadable"), 2, "{r}");
+    assert_eq!(sim.member_count(1001), 598);
+    let rejects =
+        std::fs::read_to_string(r["rejects_file"].as_str().expect("rejects")).expect("read");
+    assert!(rejects.contains(",malformed,"), "{rejects}");
+    assert!(
+        rejects.contains(",profiles,data/profiles.ndjson,100\n"),
+        "{rejects}"
+    );
+    assert!(rejects.contains(",value_too_large,"), "{rejects}");
+    assert!(
+        rejects.contains(",profiles,data/profiles.ndjson,200\n"),
+        "{rejects}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_row_with_an_oversized_value_never_stops_the_others() {
+    let url = audex_pg_testkit::test_database_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS run_oversized;
+             CREATE TABLE run_oversized (email text, first_name text);
+             INSERT INTO run_oversized
+             SELECT 'person' || i || '@example.com',
+                    CASE WHEN i = 300 THEN repeat('x', 2 * 1024 * 1024) ELSE 'N' || i END
+             FROM generate_series(0, 599) AS i;",
+        )
+        .await
+        .expect("setup");
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "append", 1_000_000);
+    let yaml = std::fs::read_to_string(&ws.config).expect("config");
+    let yaml = yaml
+        .replace(
+            "    type: files\n    tables:\n      profiles: data/profiles.csv\n",
+            "    type: postgres\n    url: ${AUDEX_TEST_PG_URL}\n",
+        )
+        .replace("table: profiles", "table: run_oversized");
+    std::fs::write(&ws.config, yaml).expect("config");
+    let config = ws.config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("audex")
+            .expect("audex binary")
+            .args(["run", "--output", "json", "-c"])
+            .arg(&config)
+            .env("AUDEX_TEST_PG_URL", url)
+            .env_remove("AUDEX_CONFIG")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&stdout);
+    assert_eq!(n(&r["segments"][0], "read"), 599, "{r}");
+    assert_eq!(r["tables"][0]["table"], "run_oversized", "{r}");
+    assert_eq!(n(&r["tables"][0], "unreadable"), 1, "{r}");
+    assert_eq!(sim.member_count(1001), 599);
+    let rejects =
+        std::fs::read_to_string(r["rejects_file"].as_str().expect("rejects")).expect("read");
+    assert!(
+        rejects.contains("person300@example.com,first_name,value_too_large,"),
+        "{rejects}"
+    );
+    assert!(rejects.contains(",run_oversized,,301\n"), "{rejects}");
     sim.shutdown().await;
 }

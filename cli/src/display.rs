@@ -28,6 +28,9 @@ pub(crate) fn print_summary(r: &RunReport) {
     if truncated > 0 {
         println!("{truncated} values were cut to their field's length");
     }
+    for line in unreadable_lines(&r.tables, &r.segments) {
+        println!("{line}");
+    }
     if let Some(f) = &r.rejects_file {
         println!("rejected rows: {f}");
     }
@@ -52,6 +55,44 @@ pub(crate) fn print_summary(r: &RunReport) {
         RunStatus::Interrupted => println!("interrupted: run again to resume"),
         _ => {}
     }
+}
+
+/// What the sources could not read, and the members a mirror export kept
+/// because of it: one line each.
+pub(crate) fn unreadable_lines(
+    tables: &[audex_core::engine::TableReport],
+    segments: &[audex_core::engine::SegmentReport],
+) -> Vec<String> {
+    let rows = |n: u64| {
+        if n == 1 {
+            "1 row".to_string()
+        } else {
+            format!("{n} rows")
+        }
+    };
+    let mut out: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "table {} of source {}: {} could not be read (set aside, see the rejects file)",
+                t.table,
+                t.source,
+                rows(t.unreadable)
+            )
+        })
+        .collect();
+    out.extend(segments.iter().filter(|s| s.held > 0).map(|s| {
+        format!(
+            "segment {}: {} kept in the list because their row could not be read",
+            s.segment,
+            if s.held == 1 {
+                "1 member".to_string()
+            } else {
+                format!("{} members", s.held)
+            }
+        )
+    }));
+    out
 }
 
 /// Left-aligned text columns, numbers right-aligned.

@@ -31,6 +31,34 @@ pub enum SourceItem {
     Unreadable(UnreadableRow),
 }
 
+/// Values of an unreadable row longer than this are not kept: no lookup key
+/// is that long.
+pub const KEEP_VALUE_BYTES: usize = 1024;
+
+/// The text values of row `row` of a batch's `columns` (in `schema`'s
+/// order), by column name, as [`UnreadableRow::with_values`] wants them:
+/// for a source that built a batch before finding a row it must set aside.
+/// Columns that are not text, missing values and values over
+/// [`KEEP_VALUE_BYTES`] are left out.
+pub fn text_values(
+    schema: &arrow_schema::Schema,
+    columns: &[arrow_array::ArrayRef],
+    row: usize,
+) -> Vec<(String, String)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    schema
+        .fields()
+        .iter()
+        .zip(columns)
+        .filter_map(|(field, col)| {
+            let col = col.as_string_opt::<i32>()?;
+            (row < col.len() && col.is_valid(row) && col.value(row).len() <= KEEP_VALUE_BYTES)
+                .then(|| (field.name().clone(), col.value(row).to_string()))
+        })
+        .collect()
+}
+
 impl SourceItem {
     /// The batch, for callers that only want rows.
     pub fn into_rows(self) -> Option<RecordBatch> {
@@ -206,6 +234,31 @@ pub fn fingerprint_digest<S: AsRef<[u8]>>(parts: impl IntoIterator<Item = S>) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_values_keep_short_text_only() {
+        use std::sync::Arc;
+        let schema = arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("email", arrow_schema::DataType::Utf8, true),
+            arrow_schema::Field::new("n", arrow_schema::DataType::Int64, true),
+            arrow_schema::Field::new("note", arrow_schema::DataType::Utf8, true),
+        ]);
+        let long = "x".repeat(super::KEEP_VALUE_BYTES + 1);
+        let columns: Vec<arrow_array::ArrayRef> = vec![
+            Arc::new(arrow_array::StringArray::from(vec![Some("a@x.com"), None])),
+            Arc::new(arrow_array::Int64Array::from(vec![1, 2])),
+            Arc::new(arrow_array::StringArray::from(vec![long.as_str(), "short"])),
+        ];
+        assert_eq!(
+            super::text_values(&schema, &columns, 0),
+            vec![("email".to_string(), "a@x.com".to_string())]
+        );
+        assert_eq!(
+            super::text_values(&schema, &columns, 1),
+            vec![("note".to_string(), "short".to_string())]
+        );
+        assert!(super::text_values(&schema, &columns, 5).is_empty());
+    }
+
     #[test]
     fn unreadable_rows_hide_their_values() {
         let row = super::UnreadableRow::new("profiles", super::unreadable::NUL_BYTE, "why")

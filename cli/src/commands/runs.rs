@@ -232,6 +232,9 @@ fn print_run(r: &RunRecord) {
     if let Some(f) = &r.rejects_file {
         println!("rejects      {f}");
     }
+    for line in crate::display::unreadable_lines(&r.tables, &r.segments) {
+        println!("unreadable   {line}");
+    }
     if let Some(e) = &r.error {
         println!("error        ({}) {}", e.class, e.message);
     }

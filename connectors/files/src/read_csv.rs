@@ -11,11 +11,11 @@
 //! cast cannot read sets its row aside.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use audex_core::{unreadable, UnreadableRow};
+use audex_core::{text_values, unreadable, UnreadableRow, KEEP_VALUE_BYTES};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
 use datafusion::arrow::compute::{cast_with_options, filter, CastOptions};
 use datafusion::arrow::csv::reader::Format as CsvFormat;
@@ -31,9 +31,6 @@ pub(crate) const INFER_ROWS: usize = 10_000;
 pub(crate) const BATCH_ROWS: usize = 8192;
 /// Read buffer per file.
 const BUFFER: usize = 1 << 20;
-/// Values of an unreadable row kept to find its lookup key; longer ones are
-/// not keys.
-const KEEP_VALUE: usize = 1024;
 const BOM: &str = "\u{feff}";
 
 /// How a table's CSV files are split into fields.
@@ -43,12 +40,13 @@ pub(crate) struct CsvDialect {
 }
 
 impl CsvDialect {
-    fn reader(self, file: File) -> csv::Reader<BufReader<File>> {
+    fn reader(self, file: File) -> csv::Reader<File> {
         csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(self.delimiter)
-            .from_reader(BufReader::with_capacity(BUFFER, file))
+            .buffer_capacity(BUFFER)
+            .from_reader(file)
     }
 }
 
@@ -91,7 +89,7 @@ pub(crate) fn infer(
             .map_err(|e| NotReadable::new(path, format!("cannot open it: {e}"), CSV_HINT))?;
         let mut reader = dialect.reader(file);
         let mut record = csv::ByteRecord::new();
-        let read = |reader: &mut csv::Reader<BufReader<File>>, record: &mut csv::ByteRecord| {
+        let read = |reader: &mut csv::Reader<File>, record: &mut csv::ByteRecord| {
             reader
                 .read_byte_record(record)
                 .map_err(|e| NotReadable::new(path, format!("cannot read it: {e}"), CSV_HINT))
@@ -303,7 +301,7 @@ fn readable_values(
     names
         .iter()
         .zip(record.iter())
-        .filter(|(_, f)| f.len() <= max.min(KEEP_VALUE) && !f.contains(&0))
+        .filter(|(_, f)| f.len() <= max.min(KEEP_VALUE_BYTES) && !f.contains(&0))
         .filter_map(|(n, f)| Some((n.clone(), std::str::from_utf8(f).ok()?.to_string())))
         .collect()
 }
@@ -442,18 +440,7 @@ impl Pending {
             for (r, f) in failed.iter().enumerate() {
                 let Some(c) = f else { continue };
                 let field = schema.field(*c);
-                let values = schema
-                    .fields()
-                    .iter()
-                    .zip(&text)
-                    .filter_map(|(f, col)| {
-                        let col = col
-                            .as_any()
-                            .downcast_ref::<datafusion::arrow::array::StringArray>()?;
-                        (col.is_valid(r) && col.value(r).len() <= KEEP_VALUE)
-                            .then(|| (f.name().clone(), col.value(r).to_string()))
-                    })
-                    .collect();
+                let values = text_values(&schema, &text, r);
                 let row = UnreadableRow::new(
                     &file.table,
                     unreadable::UNCASTABLE,

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use audex_core::{unreadable, UnreadableRow};
+use audex_core::{unreadable, UnreadableRow, KEEP_VALUE_BYTES};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -24,8 +24,6 @@ use crate::read_csv::{NotReadable, BATCH_ROWS, INFER_ROWS};
 use crate::rows::{file_error, FileReader, FileToRead, Out};
 
 const BUFFER: usize = 1 << 20;
-/// Values of an unreadable line kept to find its lookup key.
-const KEEP_VALUE: usize = 1024;
 const NDJSON_HINT: &str = "the file must hold one JSON object per line";
 
 /// A line that is not a readable object: code, reason, and the column at
@@ -116,7 +114,7 @@ fn values(object: &Map<String, Value>) -> Vec<(String, String)> {
                 Value::Bool(b) => b.to_string(),
                 _ => return None,
             };
-            (text.len() <= KEEP_VALUE).then(|| (k.clone(), text))
+            (text.len() <= KEEP_VALUE_BYTES).then(|| (k.clone(), text))
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 
-use audex_core::{unreadable, UnreadableRow};
+use audex_core::{text_values, unreadable, UnreadableRow};
 use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch,
 };
@@ -19,9 +19,6 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::read_csv::BATCH_ROWS;
 use crate::rows::{FileReader, FileToRead, Out};
-
-/// Values of an unreadable row kept to find its lookup key.
-const KEEP_VALUE: usize = 1024;
 
 /// Reads the files of a Parquet table.
 #[derive(Debug)]
@@ -114,17 +111,7 @@ fn conform(
     if faults.iter().any(Option::is_some) {
         for (r, f) in faults.iter().enumerate() {
             let Some((c, code, reason)) = f else { continue };
-            let values = file
-                .schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .filter_map(|(field, col)| {
-                    let col = col.as_string_opt::<i32>()?;
-                    (col.is_valid(r) && col.value(r).len() <= KEEP_VALUE)
-                        .then(|| (field.name().clone(), col.value(r).to_string()))
-                })
-                .collect();
+            let values = text_values(&file.schema, &columns, r);
             let row = UnreadableRow::new(&file.table, code, reason.clone())
                 .in_file(&file.shown)
                 .at_line(first + r as u64 + 1)

@@ -12,11 +12,10 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::filter::filter;
-use audex_core::{unreadable, Error, ErrorClass, UnreadableRow};
+use audex_core::{text_values, unreadable, Error, ErrorClass, UnreadableRow};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use postgres_types::{FromSql, Kind, Type};
 use tokio_postgres::{Column, Row};
@@ -269,9 +268,6 @@ pub struct PageSource<'a> {
     pub max_value_bytes: usize,
 }
 
-/// Values of an unreadable row kept to find its lookup key.
-const KEEP_VALUE: usize = 1024;
-
 /// Per row of a page: the first fault found (column, code, reason).
 struct Faults(Vec<Option<(usize, &'static str, String)>>);
 
@@ -472,17 +468,7 @@ pub fn to_batch(
     if faults.0.iter().any(Option::is_some) {
         for (k, f) in faults.0.iter().enumerate() {
             let Some((c, code, reason)) = f else { continue };
-            let values = plan
-                .schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .filter_map(|(field, col)| {
-                    let col = col.as_string_opt::<i32>()?;
-                    (col.is_valid(k) && col.value(k).len() <= KEEP_VALUE)
-                        .then(|| (field.name().clone(), col.value(k).to_string()))
-                })
-                .collect();
+            let values = text_values(&plan.schema, &columns, k);
             set_aside.push(
                 UnreadableRow::new(from.table, code, reason.clone())
                     .at_line(from.first_row + k as u64 + 1)
