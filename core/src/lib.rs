@@ -31,8 +31,8 @@ pub use registry::{
 pub use secret::Secret;
 pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, MirrorGuard, Mode, RunOn};
 pub use source::{
-    fingerprint_digest, text_values, unreadable, SegmentQuery, SegmentSource, SegmentStream,
-    SourceItem, UnreadableRow, DEFAULT_MAX_VALUE_BYTES, KEEP_VALUE_BYTES,
+    fingerprint_digest, text_values, unreadable, RowFaults, SegmentQuery, SegmentSource,
+    SegmentStream, SourceItem, UnreadableRow, DEFAULT_MAX_VALUE_BYTES, KEEP_VALUE_BYTES,
 };
 
 // Re-exported so plugins register without naming the crate themselves.

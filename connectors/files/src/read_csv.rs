@@ -15,9 +15,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use audex_core::{text_values, unreadable, UnreadableRow, KEEP_VALUE_BYTES};
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
-use datafusion::arrow::compute::{cast_with_options, filter, CastOptions};
+use audex_core::{unreadable, RowFaults, UnreadableRow, KEEP_VALUE_BYTES};
+use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::csv::reader::Format as CsvFormat;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
@@ -416,8 +416,7 @@ impl Pending {
             format_options: FormatOptions::default(),
         };
         let mut typed = Vec::with_capacity(text.len());
-        // The first column each row fails in.
-        let mut failed: Vec<Option<usize>> = vec![None; lines.len()];
+        let mut faults = RowFaults::new(lines.len());
         for (c, (column, field)) in text.iter().zip(self.schema.fields()).enumerate() {
             if field.data_type() == &DataType::Utf8 {
                 typed.push(column.clone());
@@ -426,46 +425,32 @@ impl Pending {
             let cast = cast_with_options(column, field.data_type(), &safe)
                 .map_err(|e| file_error(file, e))?;
             if cast.null_count() > column.null_count() {
-                for (r, f) in failed.iter_mut().enumerate() {
-                    if f.is_none() && column.is_valid(r) && cast.is_null(r) {
-                        *f = Some(c);
+                for r in 0..lines.len() {
+                    if column.is_valid(r) && cast.is_null(r) {
+                        faults.mark(r, c, unreadable::UNCASTABLE, || {
+                            format!(
+                                "column `{}` holds a value that is not {} (the type inferred from the table's first {INFER_ROWS} rows); list the column under text_columns to read it as text",
+                                field.name(),
+                                type_name(field.data_type())
+                            )
+                        });
                     }
                 }
             }
             typed.push(cast);
         }
-        let bad = failed.iter().filter(|f| f.is_some()).count();
-        let schema = self.schema.clone();
-        if bad > 0 {
-            for (r, f) in failed.iter().enumerate() {
-                let Some(c) = f else { continue };
-                let field = schema.field(*c);
-                let values = text_values(&schema, &text, r);
-                let row = UnreadableRow::new(
-                    &file.table,
-                    unreadable::UNCASTABLE,
-                    format!(
-                        "column `{}` holds a value that is not {} (the type inferred from the table's first {INFER_ROWS} rows); list the column under text_columns to read it as text",
-                        field.name(),
-                        type_name(field.data_type())
-                    ),
-                )
-                .in_file(&file.shown)
-                .at_line(lines[r])
-                .column(field.name())
-                .with_values(values);
-                if !out.set_aside(row) {
-                    return Ok(false);
-                }
+        let (batch, set_aside) = faults
+            .split(&self.schema, typed, &text, |r| {
+                UnreadableRow::new(&file.table, unreadable::UNCASTABLE, "")
+                    .in_file(&file.shown)
+                    .at_line(lines[r])
+            })
+            .map_err(|e| file_error(file, e))?;
+        for row in set_aside {
+            if !out.set_aside(row) {
+                return Ok(false);
             }
-            let keep: BooleanArray = failed.iter().map(|f| Some(f.is_none())).collect();
-            typed = typed
-                .iter()
-                .map(|col| filter(col, &keep))
-                .collect::<Result<_, _>>()
-                .map_err(|e| file_error(file, e))?;
         }
-        let batch = RecordBatch::try_new(schema, typed).map_err(|e| file_error(file, e))?;
         Ok(out.batch(batch))
     }
 }

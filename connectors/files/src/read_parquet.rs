@@ -7,11 +7,9 @@
 
 use std::fs::File;
 
-use audex_core::{text_values, unreadable, UnreadableRow};
-use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch,
-};
-use datafusion::arrow::compute::{cast_with_options, filter, CastOptions};
+use audex_core::{unreadable, RowFaults, UnreadableRow};
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::error::DataFusionError;
@@ -57,9 +55,6 @@ impl FileReader for ParquetReader {
     }
 }
 
-/// The first fault of each row: (column, code, reason).
-type Faults = Vec<Option<(usize, &'static str, String)>>;
-
 /// Cast `batch` to the table's schema, set aside the rows with a value that
 /// does not fit, and send the rest. `first` is the rows of the file before
 /// this batch. `false` when the query no longer wants rows.
@@ -74,7 +69,7 @@ fn conform(
         safe: true,
         format_options: FormatOptions::default(),
     };
-    let mut faults: Faults = vec![None; n];
+    let mut faults = RowFaults::new(n);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(file.schema.fields().len());
     for (c, field) in file.schema.fields().iter().enumerate() {
         let Some(source) = batch.column_by_name(field.name()) else {
@@ -88,18 +83,16 @@ fn conform(
             let cast = cast_with_options(source, field.data_type(), &safe)
                 .map_err(|e| corrupt(file, format!("column `{}`: {e}", field.name())))?;
             if cast.null_count() > source.null_count() {
-                for (r, f) in faults.iter_mut().enumerate() {
-                    if f.is_none() && source.is_valid(r) && cast.is_null(r) {
-                        *f = Some((
-                            c,
-                            unreadable::UNCASTABLE,
+                for r in 0..n {
+                    if source.is_valid(r) && cast.is_null(r) {
+                        faults.mark(r, c, unreadable::UNCASTABLE, || {
                             format!(
                                 "column `{}` holds a {} value that is not of the table's type {}",
                                 field.name(),
                                 source.data_type(),
                                 field.data_type()
-                            ),
-                        ));
+                            )
+                        });
                     }
                 }
             }
@@ -108,59 +101,41 @@ fn conform(
         check_values(&column, c, field.name(), file.max_value_bytes, &mut faults);
         columns.push(column);
     }
-    if faults.iter().any(Option::is_some) {
-        for (r, f) in faults.iter().enumerate() {
-            let Some((c, code, reason)) = f else { continue };
-            let values = text_values(&file.schema, &columns, r);
-            let row = UnreadableRow::new(&file.table, code, reason.clone())
+    let (batch, set_aside) = faults
+        .split(&file.schema, columns.clone(), &columns, |r| {
+            UnreadableRow::new(&file.table, unreadable::UNCASTABLE, "")
                 .in_file(&file.shown)
                 .at_line(first + r as u64 + 1)
-                .column(file.schema.field(*c).name())
-                .with_values(values);
-            if !out.set_aside(row) {
-                return Ok(false);
-            }
+        })
+        .map_err(|e| corrupt(file, e))?;
+    for row in set_aside {
+        if !out.set_aside(row) {
+            return Ok(false);
         }
-        let keep: BooleanArray = faults.iter().map(|f| Some(f.is_none())).collect();
-        columns = columns
-            .iter()
-            .map(|col| filter(col, &keep))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt(file, e))?;
     }
-    let batch = RecordBatch::try_new(file.schema.clone(), columns).map_err(|e| corrupt(file, e))?;
     Ok(out.batch(batch))
 }
 
 /// Mark the rows whose text or bytes in `column` are over `max` bytes, or
 /// whose text holds a NUL.
-fn check_values(column: &ArrayRef, c: usize, name: &str, max: usize, faults: &mut Faults) {
-    let mut mark = |r: usize, code: &'static str, reason: String| {
-        if let Some(slot) = faults.get_mut(r) {
-            if slot.is_none() {
-                *slot = Some((c, code, reason));
-            }
-        }
-    };
+fn check_values(column: &ArrayRef, c: usize, name: &str, max: usize, faults: &mut RowFaults) {
     match column.data_type() {
         DataType::Utf8 => {
             for (r, v) in column.as_string::<i32>().iter().enumerate() {
                 let Some(v) = v else { continue };
                 if v.len() > max {
-                    mark(r, unreadable::VALUE_TOO_LARGE, too_large(name, max));
+                    faults.mark(r, c, unreadable::VALUE_TOO_LARGE, || too_large(name, max));
                 } else if v.contains('\0') {
-                    mark(
-                        r,
-                        unreadable::NUL_BYTE,
-                        format!("column `{name}` holds a NUL byte"),
-                    );
+                    faults.mark(r, c, unreadable::NUL_BYTE, || {
+                        format!("column `{name}` holds a NUL byte")
+                    });
                 }
             }
         }
         DataType::Binary => {
             for (r, v) in column.as_binary::<i32>().iter().enumerate() {
                 if v.is_some_and(|v| v.len() > max) {
-                    mark(r, unreadable::VALUE_TOO_LARGE, too_large(name, max));
+                    faults.mark(r, c, unreadable::VALUE_TOO_LARGE, || too_large(name, max));
                 }
             }
         }

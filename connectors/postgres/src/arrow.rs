@@ -12,10 +12,9 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow_select::filter::filter;
-use audex_core::{text_values, unreadable, Error, ErrorClass, UnreadableRow};
+use audex_core::{unreadable, Error, ErrorClass, RowFaults, UnreadableRow};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use postgres_types::{FromSql, Kind, Type};
 use tokio_postgres::{Column, Row};
@@ -268,19 +267,6 @@ pub struct PageSource<'a> {
     pub max_value_bytes: usize,
 }
 
-/// Per row of a page: the first fault found (column, code, reason).
-struct Faults(Vec<Option<(usize, &'static str, String)>>);
-
-impl Faults {
-    fn mark(&mut self, row: usize, column: usize, code: &'static str, reason: String) {
-        if let Some(slot) = self.0.get_mut(row) {
-            if slot.as_ref().is_none_or(|(c, ..)| column < *c) {
-                *slot = Some((column, code, reason));
-            }
-        }
-    }
-}
-
 /// One page of rows as a batch, and the rows set aside: a value over
 /// `max_value_bytes`, text that is not UTF-8 (a `SQL_ASCII` database), a
 /// `numeric` no decimal can hold (NaN, infinity, over 38 digits), a date
@@ -292,12 +278,12 @@ pub fn to_batch(
 ) -> Result<(RecordBatch, Vec<UnreadableRow>), Error> {
     let n = rows.len();
     let max = from.max_value_bytes;
-    let mut faults = Faults(vec![None; n]);
+    let mut faults = RowFaults::new(n);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(plan.kinds.len());
     for (i, kind) in plan.kinds.iter().enumerate() {
         let name = plan.schema.field(i).name();
         let mut fault = |k: usize, code: &'static str, e: &dyn std::fmt::Display| {
-            faults.mark(k, i, code, format!("column `{name}` cannot be read: {e}"));
+            faults.mark(k, i, code, || format!("column `{name}` cannot be read: {e}"));
         };
         let array: ArrayRef = match kind {
             ColumnKind::Bool => {
@@ -464,28 +450,10 @@ pub fn to_batch(
         };
         columns.push(array);
     }
-    let mut set_aside = Vec::new();
-    if faults.0.iter().any(Option::is_some) {
-        for (k, f) in faults.0.iter().enumerate() {
-            let Some((c, code, reason)) = f else { continue };
-            let values = text_values(&plan.schema, &columns, k);
-            set_aside.push(
-                UnreadableRow::new(from.table, code, reason.clone())
-                    .at_line(from.first_row + k as u64 + 1)
-                    .column(plan.schema.field(*c).name())
-                    .with_values(values),
-            );
-        }
-        let keep: BooleanArray = faults.0.iter().map(|f| Some(f.is_none())).collect();
-        columns = columns
-            .iter()
-            .map(|c| filter(c, &keep))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::internal(format!("setting rows aside: {e}")))?;
-    }
-    let batch = RecordBatch::try_new(plan.schema.clone(), columns)
-        .map_err(|e| Error::internal(format!("building a batch: {e}")))?;
-    Ok((batch, set_aside))
+    faults.split(&plan.schema, columns.clone(), &columns, |k| {
+        UnreadableRow::new(from.table, unreadable::UNCASTABLE, "")
+            .at_line(from.first_row + k as u64 + 1)
+    })
 }
 
 #[cfg(test)]
