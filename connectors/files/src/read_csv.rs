@@ -123,7 +123,7 @@ pub(crate) fn infer(
         let width = names.len();
         while sampled < INFER_ROWS && read(&mut reader, &mut record)? {
             match check_row(&record, width, max_value_bytes) {
-                Ok(()) => {
+                Ok(_) => {
                     sample
                         .write_byte_record(&record)
                         .map_err(|e| NotReadable::new(path, e.to_string(), CSV_HINT))?;
@@ -273,23 +273,50 @@ impl BadRow {
     }
 }
 
-/// Check a row's shape and bytes; the first fault found.
-fn check_row(record: &csv::ByteRecord, width: usize, max_value_bytes: usize) -> Result<(), BadRow> {
+/// Check a row's shape and bytes: the row's text (its fields, end to end)
+/// when it passes, else its first fault by column. One UTF-8 check and one
+/// NUL search cover the whole row; the field-by-field search runs only for
+/// a row that fails.
+fn check_row(
+    record: &csv::ByteRecord,
+    width: usize,
+    max_value_bytes: usize,
+) -> Result<&str, BadRow> {
     if record.len() != width {
         return Err(BadRow::Width(record.len(), width));
     }
-    for (c, field) in record.iter().enumerate() {
-        if field.len() > max_value_bytes {
-            return Err(BadRow::Large(c, max_value_bytes));
-        }
-        if std::str::from_utf8(field).is_err() {
-            return Err(BadRow::Utf8(c));
-        }
-        if field.contains(&0) {
-            return Err(BadRow::Nul(c));
+    if let Ok(all) = std::str::from_utf8(record.as_slice()) {
+        // A field is text when the whole row is and its ends fall on
+        // character boundaries (bytes of one character split across two
+        // fields are valid together, not apart).
+        let fields_ok = (0..width).all(|i| {
+            record.range(i).is_some_and(|r| {
+                r.len() <= max_value_bytes
+                    && all.is_char_boundary(r.start)
+                    && all.is_char_boundary(r.end)
+            })
+        });
+        if fields_ok && !all.as_bytes().contains(&0) {
+            return Ok(all);
         }
     }
-    Ok(())
+    Err(first_fault(record, max_value_bytes))
+}
+
+/// The first field at fault, by column.
+fn first_fault(record: &csv::ByteRecord, max_value_bytes: usize) -> BadRow {
+    for (c, field) in record.iter().enumerate() {
+        if field.len() > max_value_bytes {
+            return BadRow::Large(c, max_value_bytes);
+        }
+        if std::str::from_utf8(field).is_err() {
+            return BadRow::Utf8(c);
+        }
+        if field.contains(&0) {
+            return BadRow::Nul(c);
+        }
+    }
+    BadRow::Utf8(0)
 }
 
 /// The values of a row that can be read, by column name.
@@ -340,7 +367,7 @@ impl FileReader for CsvReader {
             }
             let line = record.position().map_or(0, |p| p.line());
             match check_row(&record, names.len(), file.max_value_bytes) {
-                Ok(()) => batch.push(&record, line),
+                Ok(text) => batch.push(&record, text, line),
                 Err(bad) => {
                     let mut row = UnreadableRow::new(&file.table, bad.code(), bad.reason(&names))
                         .in_file(&file.shown)
@@ -387,12 +414,13 @@ impl Pending {
         self.lines.len()
     }
 
-    /// Add a checked row: every field is UTF-8. An empty field is null.
-    fn push(&mut self, record: &csv::ByteRecord, line: u64) {
-        for (builder, field) in self.columns.iter_mut().zip(record.iter()) {
-            match std::str::from_utf8(field) {
-                Ok("") | Err(_) => builder.append_null(),
-                Ok(s) => builder.append_value(s),
+    /// Add a checked row: `text` is its fields end to end, each on
+    /// character boundaries. An empty field is null.
+    fn push(&mut self, record: &csv::ByteRecord, text: &str, line: u64) {
+        for (i, builder) in self.columns.iter_mut().enumerate() {
+            match record.range(i).and_then(|r| text.get(r)) {
+                None | Some("") => builder.append_null(),
+                Some(s) => builder.append_value(s),
             }
         }
         self.lines.push(line);
@@ -481,7 +509,17 @@ mod tests {
 
     #[test]
     fn rows_are_checked_field_by_field() {
-        assert!(check_row(&record(&[b"a", b"b"]), 2, 10).is_ok());
+        assert_eq!(check_row(&record(&[b"a", b"b"]), 2, 10).ok(), Some("ab"));
+        // One character's bytes split across two fields: invalid apart.
+        assert!(matches!(
+            check_row(&record(&[b"a\xc3", b"\xa9b"]), 2, 10),
+            Err(BadRow::Utf8(0))
+        ));
+        // The first fault by column, whatever the kind.
+        assert!(matches!(
+            check_row(&record(&[b"a", b"0123456789x", b"\0"]), 3, 10),
+            Err(BadRow::Large(1, 10))
+        ));
         assert!(matches!(
             check_row(&record(&[b"a"]), 2, 10),
             Err(BadRow::Width(1, 2))

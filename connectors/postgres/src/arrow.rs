@@ -283,7 +283,9 @@ pub fn to_batch(
     for (i, kind) in plan.kinds.iter().enumerate() {
         let name = plan.schema.field(i).name();
         let mut fault = |k: usize, code: &'static str, e: &dyn std::fmt::Display| {
-            faults.mark(k, i, code, || format!("column `{name}` cannot be read: {e}"));
+            faults.mark(k, i, code, || {
+                format!("column `{name}` cannot be read: {e}")
+            });
         };
         let array: ArrayRef = match kind {
             ColumnKind::Bool => {
