@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, Notify};
 /// Rows the sink holds before a reader waits for them to be taken.
 pub(crate) const HIGH_WATER: usize = 4096;
 /// Batches a reader may have read ahead of the query.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 1;
 /// How often a waiting reader checks that its stream is still wanted.
 const RECHECK: Duration = Duration::from_millis(100);
 

@@ -256,6 +256,7 @@ impl SegmentSource for FilesSource {
             .create_physical_plan()
             .await
             .map_err(|e| query_error(&label, e))?;
+        tracing::debug!(plan = %datafusion::physical_plan::displayable(plan.as_ref()).indent(true), "segment plan");
         let batches = execute_stream(plan, task).map_err(|e| query_error(&label, e))?;
         let state = Streaming {
             batches,
