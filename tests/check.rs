@@ -98,6 +98,12 @@ async fn passes_against_the_simulator() {
     ] {
         assert!(line(&stdout, name).starts_with("ok "), "{name}: {stdout}");
     }
+    // Consent names the destination the user configured.
+    let consent = line(&stdout, "consent");
+    assert!(
+        consent.contains("compliance boundary for Marketo simulator (destination sim)"),
+        "{consent}"
+    );
     // The source the exports read, once, after the destination.
     assert_eq!(stdout.matches("source crm").count(), 1, "{stdout}");
     let source = line(&stdout, "connect");

@@ -101,7 +101,10 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
         results.push(if settings.data_privacy_consent {
             CheckResult::ok(
                 "consent",
-                "data privacy consent given: profiles leave your compliance boundary for Marketo",
+                format!(
+                    "data privacy consent given: profiles leave your compliance boundary for {} (destination {name})",
+                    settings.display_name
+                ),
             )
         } else {
             CheckResult::failed(
