@@ -17,7 +17,10 @@ use crate::record::{ListId, Member, MemberOutcome, Record, RecordOutcome, Remote
 
 /// How a destination must be driven, so the engine can schedule work and
 /// estimate calls. Any limit may be absent.
+/// `#[non_exhaustive]`: a plugin builds it with [`Limits::new`] and the
+/// `with_` methods, so a limit core learns later breaks no plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Limits {
     /// Records (or member ids) per call, for upserts and membership changes.
     pub batch_size: usize,
@@ -28,6 +31,36 @@ pub struct Limits {
     /// At most this many calls per day (the destination's quota, or the
     /// user's budget, whichever is lower).
     pub daily_budget: Option<u64>,
+}
+
+impl Limits {
+    /// `batch_size` records or members a call, and no other limit.
+    pub fn new(batch_size: usize) -> Self {
+        Limits {
+            batch_size,
+            rate: None,
+            max_concurrency: None,
+            daily_budget: None,
+        }
+    }
+
+    /// At most `calls` calls in any rolling window of `window`.
+    pub fn with_rate(mut self, calls: u32, window: Duration) -> Self {
+        self.rate = Some(RateWindow { calls, window });
+        self
+    }
+
+    /// At most `n` calls in flight at once.
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+
+    /// At most `n` calls a day.
+    pub fn with_daily_budget(mut self, n: u64) -> Self {
+        self.daily_budget = Some(n);
+        self
+    }
 }
 
 /// When a destination's daily call quota starts over: midnight at a fixed
@@ -73,7 +106,10 @@ pub struct RateWindow {
 }
 
 /// What a destination can and must do; the engine plans around it.
+/// `#[non_exhaustive]`: a plugin builds it with [`Capabilities::new`] and
+/// the `with_`/`without_` methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Records must be upserted before they can be added to a list (Marketo,
     /// Mailchimp). When false, the engine skips the upsert phase.
@@ -81,6 +117,35 @@ pub struct Capabilities {
     /// The list's members can be read back (enables `--reconcile`). When
     /// false, the engine's own record of confirmed membership is the truth.
     pub can_read_members: bool,
+}
+
+impl Capabilities {
+    /// Records must exist before they join a list, and the list can be read
+    /// back: what Marketo and Mailchimp do.
+    pub fn new() -> Self {
+        Capabilities {
+            records_must_exist: true,
+            can_read_members: true,
+        }
+    }
+
+    /// Members join a list without a record upserted first.
+    pub fn without_records_first(mut self) -> Self {
+        self.records_must_exist = false;
+        self
+    }
+
+    /// The list cannot be read back (`--reconcile` is unavailable).
+    pub fn without_reading_members(mut self) -> Self {
+        self.can_read_members = false;
+        self
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::new()
+    }
 }
 
 /// The type of a destination field, as its describe call reports it.
@@ -183,4 +248,37 @@ pub trait Destination: Send + Sync + fmt::Debug {
 
     /// Page through the list's current members, when `can_read_members`.
     fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_capabilities_build_step_by_step() {
+        let l = Limits::new(300)
+            .with_rate(100, Duration::from_secs(20))
+            .with_max_concurrency(10)
+            .with_daily_budget(50_000);
+        assert_eq!(l.batch_size, 300);
+        assert_eq!(
+            l.rate,
+            Some(RateWindow {
+                calls: 100,
+                window: Duration::from_secs(20)
+            })
+        );
+        assert_eq!(
+            (l.max_concurrency, l.daily_budget),
+            (Some(10), Some(50_000))
+        );
+        assert_eq!(Limits::new(5).rate, None);
+        let c = Capabilities::new().without_reading_members();
+        assert!(c.records_must_exist && !c.can_read_members);
+        assert!(
+            !Capabilities::default()
+                .without_records_first()
+                .records_must_exist
+        );
+    }
 }

@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use audex_core::mapping::normalise_email;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
-    MemberId, MemberOutcome, RateWindow, Record, RecordKey, RecordOutcome, Rejection, RemoteMember,
-    Result,
+    MemberId, MemberOutcome, Record, RecordKey, RecordOutcome, Rejection, RemoteMember, Result,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -182,22 +181,14 @@ impl MarketoDestination {
 #[async_trait]
 impl Destination for MarketoDestination {
     fn limits(&self) -> Limits {
-        Limits {
-            batch_size: MAX_BATCH,
-            rate: Some(RateWindow {
-                calls: self.limits.calls,
-                window: self.limits.window,
-            }),
-            max_concurrency: Some(self.limits.max_concurrency),
-            daily_budget: Some(self.limits.daily_budget),
-        }
+        Limits::new(MAX_BATCH)
+            .with_rate(self.limits.calls, self.limits.window)
+            .with_max_concurrency(self.limits.max_concurrency)
+            .with_daily_budget(self.limits.daily_budget)
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            records_must_exist: true,
-            can_read_members: true,
-        }
+        Capabilities::new()
     }
 
     fn lookup_field(&self) -> &str {
