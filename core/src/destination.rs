@@ -247,7 +247,18 @@ pub trait Destination: Send + Sync + fmt::Debug {
         -> Result<Vec<MemberOutcome>>;
 
     /// Page through the list's current members, when `can_read_members`.
-    fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>>;
+    /// The default, for a destination that cannot read its lists back
+    /// (and says so with [`Capabilities::without_reading_members`]), is
+    /// one config error: the engine refuses `--reconcile` before asking.
+    fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>> {
+        let _ = list;
+        Box::pin(futures::stream::once(async {
+            Err(crate::error::Error::new(
+                crate::error::ErrorClass::Config,
+                "this destination cannot read its lists back",
+            ))
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -280,5 +291,52 @@ mod tests {
                 .without_records_first()
                 .records_must_exist
         );
+    }
+
+    /// A destination that writes only what it must.
+    #[derive(Debug)]
+    struct Minimal;
+
+    #[async_trait]
+    impl Destination for Minimal {
+        fn limits(&self) -> Limits {
+            Limits::new(10)
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new().without_reading_members()
+        }
+        fn lookup_field(&self) -> &str {
+            "email"
+        }
+        async fn check(&self, _: &[ListId], _: &[String]) -> Vec<CheckResult> {
+            Vec::new()
+        }
+        async fn fields(&self) -> Result<Vec<FieldSpec>> {
+            Ok(Vec::new())
+        }
+        async fn upsert(&self, _: &[Record]) -> Result<Vec<RecordOutcome>> {
+            Ok(Vec::new())
+        }
+        async fn add_members(&self, _: &ListId, _: &[Member]) -> Result<Vec<MemberOutcome>> {
+            Ok(Vec::new())
+        }
+        async fn remove_members(&self, _: &ListId, _: &[Member]) -> Result<Vec<MemberOutcome>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_members_back_is_optional() {
+        use futures::StreamExt;
+        let list = ListId("1".into());
+        let pages: Vec<_> = Minimal.read_members(&list).collect().await;
+        assert_eq!(pages.len(), 1);
+        let e = pages
+            .into_iter()
+            .next()
+            .and_then(|p| p.err())
+            .expect("an error");
+        assert_eq!(e.class(), crate::error::ErrorClass::Config);
+        assert!(e.message().contains("cannot read its lists back"), "{e}");
     }
 }
