@@ -32,6 +32,8 @@ struct BadLine {
     code: &'static str,
     reason: String,
     column: Option<String>,
+    /// The line's readable values, when it is an object.
+    values: Vec<(String, String)>,
 }
 
 impl BadLine {
@@ -40,6 +42,7 @@ impl BadLine {
             code,
             reason: reason.into(),
             column: None,
+            values: Vec::new(),
         }
     }
 }
@@ -76,6 +79,7 @@ fn check_line(line: &[u8], max_value_bytes: usize) -> Result<Map<String, Value>,
                 code,
                 reason,
                 column: Some(key.clone()),
+                values: values(&object),
             });
         }
     }
@@ -210,11 +214,12 @@ impl FileReader for NdjsonReader {
         let mut chunk = Chunk::default();
         while let Some((n, line)) = lines.next_line().map_err(|e| file_error(file, e))? {
             match check_line(line, file.max_value_bytes) {
-                Ok(object) => chunk.push(n, line, values(&object)),
+                Ok(_) => chunk.push(n, line),
                 Err(bad) => {
                     let mut row = UnreadableRow::new(&file.table, bad.code, bad.reason)
                         .in_file(&file.shown)
-                        .at_line(n);
+                        .at_line(n)
+                        .with_values(bad.values);
                     if let Some(c) = bad.column {
                         row = row.column(c);
                     }
@@ -232,13 +237,11 @@ impl FileReader for NdjsonReader {
     }
 }
 
-/// A checked line: its number, where it is in the chunk's bytes, and its
-/// readable values.
+/// A checked line: its number and where it is in the chunk's bytes.
 struct Line {
     number: u64,
     start: usize,
     end: usize,
-    values: Vec<(String, String)>,
 }
 
 /// Checked lines waiting to be decoded.
@@ -249,14 +252,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn push(&mut self, n: u64, line: &[u8], values: Vec<(String, String)>) {
+    fn push(&mut self, n: u64, line: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(line);
         self.lines.push(Line {
             number: n,
             start,
             end: self.bytes.len(),
-            values,
         });
         self.bytes.push(b'\n');
     }
@@ -279,10 +281,10 @@ impl Chunk {
             number: n,
             start,
             end,
-            values,
         } in lines
         {
-            match decode(&file.schema, &bytes[start..end]) {
+            let line = &bytes[start..end];
+            match decode(&file.schema, line) {
                 Ok(Some(batch)) => good.push(batch),
                 Ok(None) => {}
                 Err(e) => {
@@ -295,7 +297,13 @@ impl Chunk {
                     )
                     .in_file(&file.shown)
                     .at_line(n)
-                    .with_values(values);
+                    // Parsed again only here: a line that decodes needs
+                    // none of its values as text.
+                    .with_values(
+                        serde_json::from_slice::<Map<String, Value>>(line)
+                            .map(|o| values(&o))
+                            .unwrap_or_default(),
+                    );
                     if !out.set_aside(row) {
                         return Ok(false);
                     }

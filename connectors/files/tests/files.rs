@@ -824,6 +824,12 @@ async fn ndjson_lines_that_cannot_be_read_are_set_aside() {
             (Some(20_089), unreadable::INVALID_UTF8),
         ]
     );
+    // A line whose email can be read carries it, to hold its member.
+    let nul = bad
+        .iter()
+        .find(|r| r.code == unreadable::NUL_BYTE)
+        .expect("nul");
+    assert_eq!(nul.value("email"), Some("p10040@example.com"));
     let thirty = bad
         .iter()
         .find(|r| r.code == unreadable::UNCASTABLE)
