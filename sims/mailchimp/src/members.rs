@@ -288,7 +288,9 @@ fn write(
             let mut all = merge::defaults(&a.fields, &values);
             all.extend(values);
             all.sort_by_key(|(i, _)| *i);
-            let id = a.insert(e, status, all, t).ok_or(Refused::NotFound)?;
+            let id = a
+                .insert(email::hash(e), e, status, all, t)
+                .ok_or(Refused::NotFound)?;
             if let Some(c) = a.contact_mut(id) {
                 apply_extras(c, input);
             }

@@ -89,7 +89,8 @@ pub fn contacts(
             n += 1;
             continue;
         }
-        if a.lookup_email(&c.email).is_some() {
+        let h = email::hash(&c.email);
+        if a.lookup(&h).is_some() {
             return Err(format!(
                 "contact {i}: '{}' is already in the audience",
                 c.email
@@ -104,7 +105,7 @@ pub fn contacts(
                 format!("contact {i}: {}", list.join("; "))
             })?;
         let id = a
-            .insert(&c.email, c.status, values, t)
+            .insert(h, &c.email, c.status, values, t)
             .ok_or("too many contacts")?;
         for name in &c.tags {
             let a = store.audiences.get_mut(list).ok_or("audience vanished")?;

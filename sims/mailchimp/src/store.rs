@@ -232,8 +232,16 @@ impl Audience {
         self.forgotten.contains(h)
     }
 
-    /// Adds a contact (the caller checked it is new). Returns its id.
-    pub fn insert(&mut self, email: &str, status: Status, merge: Values, now: i64) -> Option<u32> {
+    /// Adds a contact whose subscriber hash is `h` (the caller checked it is
+    /// new). Returns its id.
+    pub fn insert(
+        &mut self,
+        h: Hash,
+        email: &str,
+        status: Status,
+        merge: Values,
+        now: i64,
+    ) -> Option<u32> {
         let id = u32::try_from(self.contacts.len()).ok()?;
         self.contacts.push(Contact {
             email: email.into(),
@@ -244,7 +252,7 @@ impl Audience {
             created: now,
             changed: now,
         });
-        self.index.insert(email::hash(email), id);
+        self.index.insert(h, id);
         self.touch();
         Some(id)
     }
