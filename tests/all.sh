@@ -5,11 +5,13 @@
 # Installs what the tests need when it is missing (as root, from the
 # machine's package manager and PyPI; otherwise it says what to install):
 # PostgreSQL server binaries (initdb, pg_ctl), openssl (the TLS tests make
-# their certificates with it) and marketorestpython (the protocol
-# cross-check). Starts one PostgreSQL server on a free loopback port in a
-# temporary folder for the whole run (unless AUDEX_TEST_DATABASE_URL is
-# already set) and stops it at the end, then runs `cargo test --workspace`
-# and the cross-check of the Marketo simulator with marketorestpython.
+# their certificates with it), marketorestpython and mailchimp-marketing (the
+# protocol cross-checks). Starts one PostgreSQL server on a free loopback
+# port in a temporary folder for the whole run (unless
+# AUDEX_TEST_DATABASE_URL is already set) and stops it at the end, then runs
+# `cargo test --workspace`, the cross-check of the Marketo simulator with
+# marketorestpython and the cross-check of the Mailchimp simulator with
+# Mailchimp's official Python client (mailchimp-marketing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,9 @@ PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c "import marketorestpython" 2>/dev/null; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check marketorestpython==0.5.25
 fi
+if ! "$PYTHON" -c "import mailchimp_marketing" 2>/dev/null; then
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check mailchimp-marketing==3.0.80
+fi
 
 if [ -z "${AUDEX_TEST_DATABASE_URL:-}" ]; then
   echo "== PostgreSQL for the tests, on loopback, from the machine's initdb/pg_ctl"
@@ -72,3 +77,6 @@ cargo test --workspace --locked
 
 echo "== protocol cross-check: marketorestpython against the simulator"
 bash tests/marketo_python/run.sh
+
+echo "== protocol cross-check: mailchimp-marketing against the simulator"
+bash tests/mailchimp_python/run.sh
