@@ -18,8 +18,9 @@ enum Latency {
     Realistic,
 }
 
+// No `Debug`: the arguments hold the API key.
 /// A faithful Mailchimp Marketing API v3 simulator for tests and benchmarks (not Mailchimp).
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "audex-mailchimp-sim", version)]
 struct Args {
     /// Port on --bind (0 = any free port).
