@@ -29,7 +29,10 @@ pub use registry::{
     BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,
 };
 pub use secret::Secret;
-pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, MirrorGuard, Mode, RunOn};
+pub use settings::{
+    ExportEntry, ExportSettings, ExportSpec, ExportTarget, ExportUser, Exports, MirrorGuard, Mode,
+    RunOn, TargetConfig,
+};
 pub use source::{
     fingerprint_digest, text_values, unreadable, RowFaults, SegmentQuery, SegmentSource,
     SegmentStream, SourceItem, UnreadableRow, DEFAULT_MAX_VALUE_BYTES, KEEP_VALUE_BYTES,

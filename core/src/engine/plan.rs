@@ -125,7 +125,7 @@ pub(crate) async fn plan_segment(
         held: 0,
         conflicts: 0,
     };
-    let list = export.spec.list.0.as_str();
+    let list = export.spec.list().0.as_str();
     let mirror = export.spec.mode == Mode::Mirror;
     // Keys of rows the source could not read: in mirror mode their members
     // stay in the list for this run.
@@ -228,7 +228,7 @@ pub(crate) async fn plan_segment(
     // or what it confirmed to us before.
     if cx.reconcile {
         let mut remote = Vec::new();
-        let mut pages = cx.destination.read_members(&export.spec.list);
+        let mut pages = cx.destination.read_members(export.spec.list());
         while let Some(page) = pages.next().await {
             plan.calls += 1;
             remote.extend(page?);

@@ -125,7 +125,7 @@ async fn run_held(
         segments: target
             .exports
             .iter()
-            .map(|e| SegmentReport::new(&e.spec.segment, e.spec.list.clone(), e.spec.mode))
+            .map(|e| SegmentReport::new(&e.spec.segment, &e.spec.target, e.spec.mode))
             .collect(),
         tables: Vec::new(),
         calls_total: 0,
@@ -253,7 +253,7 @@ async fn drive(
         if let Some(o) = observer {
             o.event(&RunEvent::SegmentStarted {
                 segment,
-                list: &export.spec.list.0,
+                target: &export.spec.target,
             });
         }
         let schema = export.source.schema(&export.query).await?;
@@ -342,12 +342,12 @@ async fn drive(
             seg.calls += estimated;
         } else {
             if let Some(remote) = plan.remote_members.take() {
-                store.replace_members(&target.name, &export.spec.list.0, &remote)?;
+                store.replace_members(&target.name, &export.spec.list().0, &remote)?;
             }
             let mut exec = Executor {
                 destination_name: &target.name,
                 segment,
-                list: &export.spec.list,
+                list: export.spec.list(),
                 destination: dest.clone(),
                 store,
                 batch_size,

@@ -22,7 +22,7 @@ use crate::record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordOutcome, Rejection,
     RemoteMember,
 };
-use crate::settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
+use crate::settings::{ExportSettings, ExportSpec, ExportTarget, ExportUser, Mode};
 use crate::source::{unreadable, SegmentStream, SourceItem, UnreadableRow};
 
 // ---------------------------------------------------------------- fakes
@@ -336,7 +336,7 @@ use crate::record::RecordKey;
 
 // ---------------------------------------------------------------- helpers
 
-fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
+fn settings(mode: Mode) -> ExportSettings {
     ExportSettings {
         display_name: "Fake".into(),
         data_privacy_consent: true,
@@ -345,16 +345,7 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
-        list_id: None,
         mode,
-        exports: exports
-            .iter()
-            .map(|(s, l)| ExportEntry {
-                segment: s.to_string(),
-                list_id: Some(ListId(l.to_string())),
-                mode: None,
-            })
-            .collect(),
         max_profiles: 1_000_000,
         schedule: None,
         timezone: None,
@@ -364,17 +355,18 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
 }
 
 fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode) -> Target {
-    let exports: Vec<(&str, u64)> = sources.iter().map(|(s, l, _)| (*s, *l)).collect();
-    let settings = settings(&exports, mode);
+    let settings = settings(mode);
     Target {
         name: "fake".into(),
         destination: dest.clone(),
         exports: sources
             .iter()
-            .map(|(s, l, src)| TargetExport {
+            .enumerate()
+            .map(|(position, (s, l, src))| TargetExport {
                 spec: ExportSpec {
+                    position,
                     segment: s.to_string(),
-                    list: ListId(l.to_string()),
+                    target: list_target(*l),
                     mode,
                 },
                 source_name: "fake".into(),
@@ -384,6 +376,15 @@ fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode
             .collect(),
         settings,
     }
+}
+
+/// A list target, as a list-based destination would resolve it.
+fn list_target(list: u64) -> ExportTarget {
+    ExportTarget::new(
+        ListId(list.to_string()),
+        serde_json::Map::from_iter([("list_id".to_string(), list.into())]),
+        format!("list {list}"),
+    )
 }
 
 struct Env {

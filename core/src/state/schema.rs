@@ -109,6 +109,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, source, table_name)
     ) WITHOUT ROWID;
     "#,
+    // 5: each export's target as its destination names it (a JSON object,
+    // e.g. {"list_id": 1001} or {"tag": "VIP"}). Runs recorded before have
+    // none: their list id stands for it.
+    r#"
+    ALTER TABLE run_segments ADD COLUMN target TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -238,7 +238,12 @@ fn run_history_round_trips_with_segments() {
     let running = store.run(id).expect("read").expect("exists");
     assert_eq!(running.status, RunStatus::Running);
     assert_eq!(running.export_user, "ops");
-    let mut seg = SegmentReport::new("vip", ListId("1001".into()), Mode::Append);
+    let target = crate::settings::ExportTarget::new(
+        ListId("1001".into()),
+        serde_json::Map::from_iter([("list_id".to_string(), 1001.into())]),
+        "list 1001",
+    );
+    let mut seg = SegmentReport::new("vip", &target, Mode::Append);
     seg.read = 10;
     seg.rejected = 2;
     seg.upserted = 8;
