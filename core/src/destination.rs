@@ -6,6 +6,7 @@
 //! [`Member`]s and per-record outcomes.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::identity::{EmailKey, KeyRule};
 use crate::record::{ListId, Member, MemberOutcome, Record, RecordOutcome, RemoteMember};
 
 /// How a destination must be driven, so the engine can schedule work and
@@ -223,8 +225,17 @@ pub trait Destination: Send + Sync + fmt::Debug {
     fn capabilities(&self) -> Capabilities;
 
     /// The destination field that identifies a record (Marketo: `email`).
-    /// The engine normalises its value into the [`crate::RecordKey`].
+    /// The engine normalises its value into the [`crate::RecordKey`] by
+    /// [`Destination::key_rule`].
     fn lookup_field(&self) -> &str;
+
+    /// How a lookup value becomes a key: one normalisation for the dedupe,
+    /// the state key and the value sent. The default is an email address as
+    /// a mail system accepts it, trimmed and lowercased ([`EmailKey`]); a
+    /// destination with its own rules (ASCII only, a phone number) says so.
+    fn key_rule(&self) -> Arc<dyn KeyRule> {
+        Arc::new(EmailKey::new())
+    }
 
     /// Connection test that mimics the write path: authenticate, find each
     /// list, confirm the mapped fields exist and are writable. Never fails as

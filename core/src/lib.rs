@@ -8,6 +8,7 @@ pub mod config;
 pub mod destination;
 pub mod engine;
 pub mod error;
+pub mod identity;
 pub mod mapping;
 pub mod record;
 pub mod registry;
@@ -21,6 +22,7 @@ pub use destination::{
     Capabilities, CheckResult, DailyReset, Destination, FieldSpec, FieldType, Limits, RateWindow,
 };
 pub use error::{ConfigError, Error, ErrorClass, Reaction, Result};
+pub use identity::{EmailKey, KeyProblem, KeyRule};
 pub use record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome,
     Rejection, RemoteMember,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audex_core::mapping::normalise_email;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
     MemberId, MemberOutcome, Record, RecordKey, RecordOutcome, Rejection, RemoteMember, Result,
 };
+use audex_core::{EmailKey, KeyRule};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -72,6 +72,12 @@ fn rate_window(secs: f64) -> Result<Duration> {
             "must be a positive, finite number of seconds",
         )])
     })
+}
+
+/// Marketo's lead key: an email address, ASCII only (Marketo refuses
+/// others).
+fn email_key() -> EmailKey {
+    EmailKey::new().ascii_only("Marketo accepts ASCII only")
 }
 
 /// A user-given list id as Marketo's positive integer.
@@ -195,6 +201,10 @@ impl Destination for MarketoDestination {
         &self.lookup_field
     }
 
+    fn key_rule(&self) -> Arc<dyn KeyRule> {
+        Arc::new(email_key())
+    }
+
     async fn check(&self, lists: &[ListId], mapped_fields: &[String]) -> Vec<CheckResult> {
         crate::check::run(&self.client, lists, mapped_fields).await
     }
@@ -267,12 +277,12 @@ impl Destination for MarketoDestination {
                 .into_iter()
                 .map(|l| RemoteMember {
                     id: MemberId(l.id.to_string()),
-                    // The engine's own normaliser, so a member read back
-                    // has the key its row was sent under; an address it
-                    // would refuse cannot be one of ours (the id names it).
+                    // The key rule the engine maps with, so a member read
+                    // back has the key its row was sent under; an address
+                    // it would refuse cannot be one of ours (the id names it).
                     key: l
                         .email
-                        .and_then(|e| normalise_email(&e).ok())
+                        .and_then(|e| email_key().normalise(&e).ok())
                         .map(RecordKey::new),
                 })
                 .collect();

@@ -14,6 +14,7 @@ use super::unreadable::UnreadableTally;
 use super::{RunEvent, RunObserver, TargetExport};
 use crate::destination::Destination;
 use crate::error::{Error, ErrorClass, Result};
+use crate::identity::KeyRule;
 use crate::mapping::FieldMapping;
 use crate::record::{FieldValue, Member, MemberId, RecordKey};
 use crate::settings::Mode;
@@ -82,6 +83,9 @@ pub fn estimate_calls(upserts: u64, adds: u64, removes: u64, batch_size: usize) 
 pub(crate) struct PlanContext<'a> {
     pub destination_name: &'a str,
     pub destination: &'a dyn Destination,
+    /// The destination's rule for keys (the mapping's): held rows' keys
+    /// and keys read back are normalised by it.
+    pub key_rule: &'a dyn KeyRule,
     pub store: &'a StateStore,
     pub max_profiles: u64,
     pub full: bool,
@@ -147,7 +151,7 @@ pub(crate) async fn plan_segment(
                     write_unreadable(rejects, segment, lookup_column, &row)?;
                 }
                 if mirror {
-                    if let Some(k) = key.and_then(|k| crate::mapping::normalise_email(k).ok()) {
+                    if let Some(k) = key.and_then(|k| cx.key_rule.normalise(k).ok()) {
                         held.insert(k);
                     }
                 }
@@ -254,7 +258,9 @@ pub(crate) async fn plan_segment(
                 Some(k) => Some(k.as_str().to_string()),
                 None => known.remove(&m.id.0),
             };
-            let found = key.as_deref().and_then(|k| find_key(&plan.index, k));
+            let found = key
+                .as_deref()
+                .and_then(|k| find_key(&plan.index, cx.key_rule, k));
             if let Some(i) = found {
                 plan.index.entry_mut(i).flags |= flag::IN_LIST;
                 confirmed.push(MemberRow {
@@ -390,10 +396,10 @@ fn write_unreadable(
 }
 
 /// Look a key up as given, then as the mapping normalises lookup values
-/// (the same function), for destinations that report keys as stored.
-fn find_key(index: &SegmentIndex, key: &str) -> Option<u32> {
+/// (the same rule), for destinations that report keys as stored.
+fn find_key(index: &SegmentIndex, rule: &dyn KeyRule, key: &str) -> Option<u32> {
     index.find(key).or_else(|| {
-        let norm = crate::mapping::normalise_email(key).ok()?;
+        let norm = rule.normalise(key).ok()?;
         (norm != key).then(|| index.find(&norm)).flatten()
     })
 }

@@ -260,6 +260,7 @@ async fn drive(
         let mapper = Mapper::new(
             &target.settings.mapping,
             dest.lookup_field(),
+            dest.key_rule(),
             &fields,
             &schema,
         )
@@ -267,6 +268,7 @@ async fn drive(
         let cx = PlanContext {
             destination_name: &target.name,
             destination: dest.as_ref(),
+            key_rule: mapper.key_rule().as_ref(),
             store,
             max_profiles: target.settings.max_profiles,
             full: options.full,
