@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::identity::{EmailKey, KeyRule};
-use crate::record::{ListId, Member, MemberOutcome, Record, RecordOutcome, RemoteMember};
+use crate::record::{ListId, Member, MemberOutcome, RecordOutcome, Records, RemoteMember};
 
 /// How a destination must be driven, so the engine can schedule work and
 /// estimate calls. Any limit may be absent.
@@ -246,8 +246,9 @@ pub trait Destination: Send + Sync + fmt::Debug {
     async fn fields(&self) -> Result<Vec<FieldSpec>>;
 
     /// Create or update records (at most `limits().batch_size`). One outcome
-    /// per input record, keyed by the record's key.
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>>;
+    /// per input record, keyed by the record's key. The batch names its
+    /// fields once; serialise each record from `records.iter()`.
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>>;
 
     /// Add members to a list (at most `limits().batch_size`). Idempotent.
     async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>>;
@@ -325,7 +326,7 @@ mod tests {
         async fn fields(&self) -> Result<Vec<FieldSpec>> {
             Ok(Vec::new())
         }
-        async fn upsert(&self, _: &[Record]) -> Result<Vec<RecordOutcome>> {
+        async fn upsert(&self, _: &Records) -> Result<Vec<RecordOutcome>> {
             Ok(Vec::new())
         }
         async fn add_members(&self, _: &ListId, _: &[Member]) -> Result<Vec<MemberOutcome>> {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
-    MemberId, MemberOutcome, Record, RecordKey, RecordOutcome, Rejection, RemoteMember, Result,
+    MemberId, MemberOutcome, RecordKey, RecordOutcome, RecordView, Records, Rejection,
+    RemoteMember, Result,
 };
 use audex_core::{EmailKey, KeyRule};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -115,20 +116,22 @@ impl Serialize for JsonField<'_> {
 /// record's key, so the lead Marketo matches is the one we keyed.
 struct LeadInput<'a> {
     lookup_field: &'a str,
-    record: &'a Record,
+    record: RecordView<'a>,
 }
 
 impl Serialize for LeadInput<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let fields = &self.record.fields;
-        let len = fields.len() + usize::from(!fields.contains_key(self.lookup_field));
-        let mut map = s.serialize_map(Some(len))?;
-        for (name, value) in fields {
-            if name != self.lookup_field {
-                map.serialize_entry(name, &JsonField(value))?;
-            }
+        let others = || {
+            self.record
+                .fields()
+                .filter(|(n, _)| *n != self.lookup_field)
+        };
+        let mut map = s.serialize_map(Some(others().count() + 1))?;
+        for (name, value) in others() {
+            map.serialize_entry(name, &JsonField(value))?;
         }
-        map.serialize_entry(self.lookup_field, self.record.key.as_str())?;
+        // The key, as normalised: the lookup value Marketo matches on.
+        map.serialize_entry(self.lookup_field, self.record.key().as_str())?;
         map.end()
     }
 }
@@ -213,7 +216,7 @@ impl Destination for MarketoDestination {
         self.client.describe().await
     }
 
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>> {
         let input: Vec<LeadInput<'_>> = records
             .iter()
             .map(|record| LeadInput {
@@ -226,7 +229,7 @@ impl Destination for MarketoDestination {
             .iter()
             .zip(results)
             .map(|(r, res)| RecordOutcome {
-                key: r.key.clone(),
+                key: r.key().clone(),
                 result: match res {
                     UpsertResult::Created(id) | UpsertResult::Updated(id) => {
                         Ok(MemberId(id.to_string()))
@@ -323,16 +326,24 @@ mod tests {
 
     #[test]
     fn lead_input_carries_the_key_as_lookup_value() {
-        let mut fields = BTreeMap::new();
-        fields.insert("firstName".to_string(), FieldValue::Text("Ada".into()));
-        fields.insert("score".to_string(), FieldValue::Float(f64::NAN));
-        let r = Record {
-            key: RecordKey::new("ada@example.com"),
-            fields,
-        };
+        let records = Records::new(
+            ["email", "firstName", "score"]
+                .map(String::from)
+                .to_vec()
+                .into(),
+            vec![audex_core::Record {
+                key: RecordKey::new("ada@example.com"),
+                values: vec![
+                    FieldValue::Text("Ada@Example.com ".into()),
+                    FieldValue::Text("Ada".into()),
+                    FieldValue::Float(f64::NAN),
+                ],
+            }],
+        );
+        let record = records.iter().next().expect("one record");
         let obj = serde_json::to_value(LeadInput {
             lookup_field: "email",
-            record: &r,
+            record,
         })
         .expect("serializes");
         assert_eq!(obj["email"], "ada@example.com");

@@ -23,7 +23,7 @@ use super::rejects::{RejectLine, RejectsFile};
 use super::{CallKind, RunEvent, RunObserver};
 use crate::destination::Destination;
 use crate::error::{Error, ErrorClass, Reaction, Result};
-use crate::record::{ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome};
+use crate::record::{ListId, Member, MemberId, MemberOutcome, RecordKey, RecordOutcome, Records};
 use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
 
 /// After this many whole-call failures in a row (each already retried by
@@ -297,7 +297,10 @@ impl Executor<'_> {
     }
 
     fn upsert_call(&self, plan: &SegmentPlan, batch: Vec<u32>, attempt: usize) -> Call {
-        let records: Vec<Record> = batch.iter().map(|&i| plan.index.record(i)).collect();
+        let records = Records::new(
+            Arc::clone(plan.index.fields()),
+            batch.iter().map(|&i| plan.index.record(i)).collect(),
+        );
         let dest = Arc::clone(&self.destination);
         Box::pin(async move {
             backoff(attempt).await;

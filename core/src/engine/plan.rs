@@ -115,6 +115,7 @@ pub(crate) async fn plan_segment(
 ) -> Result<Option<SegmentPlan>> {
     let segment = export.spec.segment.as_str();
     let lookup_field = cx.destination.lookup_field().to_string();
+    let lookup_at = mapper.fields().iter().position(|f| *f == lookup_field);
     let mut plan = SegmentPlan {
         index: SegmentIndex::new(mapper.fields()),
         read: 0,
@@ -192,7 +193,7 @@ pub(crate) async fn plan_segment(
             if let Inserted::Duplicate(first) = plan.index.insert(*row, record) {
                 plan.rejected += 1;
                 let first_row = plan.index.entry(first).row();
-                let raw = match record.fields.get(&lookup_field) {
+                let raw = match lookup_at.and_then(|at| record.values.get(at)) {
                     Some(FieldValue::Text(s)) => Some(s.as_str()),
                     _ => None,
                 };

@@ -19,7 +19,7 @@ use super::*;
 use crate::destination::{Capabilities, CheckResult, FieldSpec, FieldType, Limits};
 use crate::error::ErrorClass;
 use crate::record::{
-    FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordOutcome, Rejection,
+    FieldValue, ListId, Member, MemberId, MemberOutcome, RecordOutcome, Records, Rejection,
     RemoteMember,
 };
 use crate::settings::{ExportSettings, ExportSpec, ExportTarget, ExportUser, Mode};
@@ -226,18 +226,18 @@ impl Destination for FakeDest {
             spec("firstName", FieldType::String),
         ])
     }
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>> {
         self.enter("upsert", records.len()).await?;
         let mut r = self.remote.lock().unwrap();
         let mut out = Vec::new();
-        for rec in records {
-            let key = rec.key.as_str().to_string();
+        for rec in records.iter() {
+            let key = rec.key().as_str().to_string();
             if r.omit.contains(&key) {
                 continue;
             }
             if r.refuse.contains(&key) {
                 out.push(RecordOutcome {
-                    key: rec.key.clone(),
+                    key: rec.key().clone(),
                     result: Err(Rejection {
                         code: "1003".into(),
                         message: "Invalid value".into(),
@@ -253,9 +253,13 @@ impl Destination for FakeDest {
                     r.next_id
                 }
             };
-            r.leads.insert(key, (id, rec.fields.clone()));
+            let fields = rec
+                .fields()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            r.leads.insert(key, (id, fields));
             out.push(RecordOutcome {
-                key: rec.key.clone(),
+                key: rec.key().clone(),
                 result: Ok(MemberId(id.to_string())),
             });
         }

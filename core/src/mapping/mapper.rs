@@ -31,7 +31,8 @@ pub struct Mapper {
     key_rule: Arc<dyn KeyRule>,
     lookup_max_len: Option<usize>,
     others: Vec<MappedField>,
-    /// Every mapped destination field, lookup first.
+    /// Every mapped destination field, lookup first: the order of every
+    /// record's values.
     fields: Vec<String>,
 }
 
@@ -239,9 +240,9 @@ impl Mapper {
         for i in 0..rows {
             let row = first_row + i as u64;
             match self.map_row(lookup_col, others, i) {
-                Ok((fields, key, truncated)) => {
+                Ok((values, key, truncated)) => {
                     out.truncated_values += truncated;
-                    out.records.push((row, Record { key, fields }));
+                    out.records.push((row, Record { key, values }));
                 }
                 Err(mut reject) => {
                     reject.row = row;
@@ -252,16 +253,17 @@ impl Mapper {
         out
     }
 
-    #[allow(clippy::type_complexity)]
+    /// Row `i` as its values in [`Mapper::fields`] order (the key first),
+    /// its key, and how many values were cut to their field's length.
     fn map_row(
         &self,
         lookup_col: &Column,
         others: &[(Column, &MappedField)],
         i: usize,
-    ) -> std::result::Result<(BTreeMap<String, FieldValue>, RecordKey, u64), RowReject> {
+    ) -> std::result::Result<(Vec<FieldValue>, RecordKey, u64), RowReject> {
         let key = self.map_key(lookup_col, i)?;
-        let mut fields = BTreeMap::new();
-        fields.insert(self.lookup.field.clone(), FieldValue::Text(key.clone()));
+        let mut values = Vec::with_capacity(1 + others.len());
+        values.push(FieldValue::Text(key.clone()));
         let mut truncated = 0;
         for (col, m) in others {
             let value = match col.get(i) {
@@ -275,9 +277,9 @@ impl Mapper {
                 },
                 Err(reason) => return Err(self.invalid_value(lookup_col, i, m, &reason)),
             };
-            fields.insert(m.field.clone(), value);
+            values.push(value);
         }
-        Ok((fields, RecordKey::new(key), truncated))
+        Ok((values, RecordKey::new(key), truncated))
     }
 
     fn map_key(&self, col: &Column, i: usize) -> std::result::Result<String, RowReject> {

@@ -29,8 +29,8 @@ pub const MISSING_COLUMN: &str = "missing_column";
 /// Turns a segment's rows into destination records. [`Mapper`] is the
 /// built-in implementation; a plugin may supply its own.
 pub trait FieldMapping: Send + Sync + fmt::Debug {
-    /// The destination fields every record carries, lookup field included,
-    /// in a stable order.
+    /// The destination fields every record carries, lookup field first,
+    /// in a stable order: the order of each [`Record`]'s values.
     fn fields(&self) -> &[String];
 
     /// Map one batch; rows are numbered from `first_row` (the 0-based
