@@ -25,7 +25,7 @@ pub use error::{ConfigError, Error, ErrorClass, Reaction, Result};
 pub use identity::{EmailKey, KeyProblem, KeyRule};
 pub use record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome,
-    RecordView, Records, Rejection, RemoteMember,
+    RecordView, Records, Refusal, Rejection, RemoteMember,
 };
 pub use registry::{
     BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,

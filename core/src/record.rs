@@ -231,6 +231,25 @@ pub struct RemoteMember {
     pub key: Option<RecordKey>,
 }
 
+/// What a refusal means for the record, as the destination tells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The record's data was refused (a value the destination cannot
+    /// take): reported; sent again on a later run while its row is in the
+    /// segment, since the data may have been fixed.
+    #[default]
+    Invalid,
+    /// Refused for good (a compliance state: unsubscribed, bounced,
+    /// permanently deleted): reported with its reason, kept as a
+    /// suppression in the state store and never sent again.
+    ForGood,
+    /// Not done now (throttled, a passing fault at the destination): the
+    /// row counts as failed and the next run sends it again.
+    RetryLater,
+}
+
 /// Why the destination refused one record or one membership change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
@@ -238,6 +257,36 @@ pub struct Rejection {
     pub code: String,
     /// The destination's message. Must not contain the record's email.
     pub message: String,
+    /// What the refusal means for the record.
+    #[serde(default)]
+    pub refusal: Refusal,
+}
+
+impl Rejection {
+    /// The record's data was refused ([`Refusal::Invalid`]).
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            code: code.into(),
+            message: message.into(),
+            refusal: Refusal::Invalid,
+        }
+    }
+
+    /// Refused for good ([`Refusal::ForGood`]): never sent again.
+    pub fn for_good(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            refusal: Refusal::ForGood,
+            ..Rejection::new(code, message)
+        }
+    }
+
+    /// Not done now ([`Refusal::RetryLater`]): sent again next run.
+    pub fn retry_later(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            refusal: Refusal::RetryLater,
+            ..Rejection::new(code, message)
+        }
+    }
 }
 
 /// The outcome for one record of an upsert, keyed by our record key (never by

@@ -137,10 +137,10 @@ impl Serialize for LeadInput<'_> {
 }
 
 fn bad_id(id: &MemberId) -> Rejection {
-    Rejection {
-        code: "invalid_member_id".to_string(),
-        message: format!("{id:?} is not a Marketo lead id"),
-    }
+    Rejection::new(
+        "invalid_member_id",
+        format!("{id:?} is not a Marketo lead id"),
+    )
 }
 
 impl MarketoDestination {

@@ -43,7 +43,6 @@ use crate::source::{SegmentQuery, SegmentSource};
 use crate::state::{LockHolder, StateStore};
 
 pub use lease::{LockRequest, WhenLocked};
-pub use plan::estimate_calls;
 pub use rejects::{DUPLICATE_KEY, REJECTS_HEADER};
 pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport, TableReport};
 pub use run::{run_exclusive, run_target};

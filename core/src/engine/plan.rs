@@ -12,7 +12,7 @@ use super::index::{flag, Inserted, SegmentIndex, MAX_ROWS};
 use super::rejects::{RejectLine, RejectsFile, DUPLICATE_KEY};
 use super::unreadable::UnreadableTally;
 use super::{RunEvent, RunObserver, TargetExport};
-use crate::destination::Destination;
+use crate::destination::{Destination, Limits};
 use crate::error::{Error, ErrorClass, Result};
 use crate::identity::KeyRule;
 use crate::mapping::FieldMapping;
@@ -50,6 +50,9 @@ pub(crate) struct SegmentPlan {
     /// Records whose fields differ from those an earlier export of this run
     /// holds for the same key; the earlier export's fields stand.
     pub conflicts: u64,
+    /// Rows whose key the destination refused for good on an earlier run
+    /// (rejected without a call; flagged in the index).
+    pub suppressed: u64,
 }
 
 impl SegmentPlan {
@@ -62,21 +65,13 @@ impl SegmentPlan {
     }
 
     /// Calls the plan needs if every record is accepted: the floor.
-    pub(crate) fn estimated_calls(&self, batch_size: usize) -> u64 {
-        estimate_calls(
+    pub(crate) fn estimated_calls(&self, limits: &Limits) -> u64 {
+        limits.estimate_calls(
             self.to_upsert.len() as u64,
             self.to_add_count(),
             self.to_remove.len() as u64,
-            batch_size,
         )
     }
-}
-
-/// Calls to upsert, add and remove the given numbers of records at
-/// `batch_size` a call.
-pub fn estimate_calls(upserts: u64, adds: u64, removes: u64, batch_size: usize) -> u64 {
-    let b = batch_size.max(1) as u64;
-    upserts.div_ceil(b) + adds.div_ceil(b) + removes.div_ceil(b)
 }
 
 /// Inputs of planning that do not change between exports of one run.
@@ -129,6 +124,7 @@ pub(crate) async fn plan_segment(
         calls: 0,
         held: 0,
         conflicts: 0,
+        suppressed: 0,
     };
     let list = export.spec.list().0.as_str();
     let mirror = export.spec.mode == Mode::Mirror;
@@ -228,6 +224,38 @@ pub(crate) async fn plan_segment(
         memory_bytes = plan.index.heap_bytes(),
         "segment read"
     );
+
+    // Keys the destination refused for good are never sent to it again:
+    // each is a rejected row, with the destination's reason.
+    {
+        let index = &plan.index;
+        let mut found: Vec<(u32, String, String)> = Vec::new();
+        cx.store
+            .for_each_suppression(cx.destination_name, |key, code, message, since| {
+                if let Some(i) = index.find(key) {
+                    found.push((
+                        i,
+                        code.to_string(),
+                        format!(
+                            "{message} (refused for good on {since}; audex does not send it again)"
+                        ),
+                    ));
+                }
+            })?;
+        for (i, code, message) in found {
+            plan.index.entry_mut(i).flags |= flag::REJECTED;
+            plan.suppressed += 1;
+            rejects.write(RejectLine {
+                segment,
+                row: Some(plan.index.entry(i).row()),
+                key: Some(plan.index.key(i)),
+                column: None,
+                code: &code,
+                message: &message,
+                place: None,
+            })?;
+        }
+    }
 
     // Which keys the list holds: what the destination reports (reconcile),
     // or what it confirmed to us before.
@@ -334,6 +362,9 @@ pub(crate) async fn plan_segment(
             .for_each_record(cx.destination_name, |key, id, hash| {
                 let Some(i) = index.find(key) else { return };
                 let e = index.entry_mut(i);
+                if e.has(flag::REJECTED) {
+                    return;
+                }
                 e.flags |= flag::HAS_RECORD;
                 let earlier = claimed.and_then(|c| c.get(key));
                 if let Some(earlier) = earlier {
@@ -349,11 +380,28 @@ pub(crate) async fn plan_segment(
             })?;
     }
     for e in plan.index.entries_mut() {
+        if e.has(flag::REJECTED) {
+            continue;
+        }
         if !e.has(flag::HAS_RECORD) {
             e.flags |= flag::NEEDS_UPSERT;
         }
         if cx.full || !e.has(flag::IN_LIST) {
             e.flags |= flag::NEEDS_ADD;
+        }
+    }
+    // A destination whose members join without a record first: nothing to
+    // upsert, and a member's id is its key.
+    if !cx.destination.capabilities().records_must_exist {
+        for i in 0..plan.index.len() as u32 {
+            let e = plan.index.entry_mut(i);
+            let waiting =
+                e.has(flag::NEEDS_ADD) && (!e.has(flag::HAS_RECORD) || e.has(flag::NEEDS_UPSERT));
+            e.flags &= !flag::NEEDS_UPSERT;
+            if waiting {
+                let id = MemberId(plan.index.key(i).to_string());
+                plan.to_add_known.push((i, id));
+            }
         }
     }
     // A dry run wrote no records for the earlier exports: what they hold

@@ -218,7 +218,6 @@ async fn drive(
 ) -> Result<Ending> {
     let dest = &target.destination;
     let limits = dest.limits();
-    let batch_size = limits.batch_size.max(1);
     let concurrency = limits.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
     let observer = options.observer.as_deref();
     if options.reconcile && !dest.capabilities().can_read_members {
@@ -298,7 +297,7 @@ async fn drive(
         seg.truncated_values = plan.truncated_values;
         seg.held = plan.held;
         seg.calls = plan.calls;
-        let estimated = plan.estimated_calls(batch_size);
+        let estimated = plan.estimated_calls(&limits);
         let to_add = plan.to_add_count();
         tracing::info!(
             segment,
@@ -316,8 +315,8 @@ async fn drive(
                 upserts: plan.to_upsert.len() as u64,
                 adds: to_add,
                 removes: plan.to_remove.len() as u64,
-                unchanged: (plan.index.len() - plan.to_upsert.len()) as u64,
-                rejected: plan.rejected,
+                unchanged: (plan.index.len() - plan.to_upsert.len()) as u64 - plan.suppressed,
+                rejected: plan.rejected + plan.suppressed,
                 estimated_calls: estimated,
             });
         }
@@ -336,9 +335,9 @@ async fn drive(
 
         let mut stop = None;
         if options.dry_run {
-            seg.rejected = plan.rejected;
+            seg.rejected = plan.rejected + plan.suppressed;
             seg.upserted = plan.to_upsert.len() as u64;
-            seg.unchanged = (plan.index.len() - plan.to_upsert.len()) as u64;
+            seg.unchanged = (plan.index.len() - plan.to_upsert.len()) as u64 - plan.suppressed;
             seg.added = to_add;
             seg.removed = plan.to_remove.len() as u64;
             seg.calls += estimated;
@@ -352,7 +351,7 @@ async fn drive(
                 list: export.spec.list(),
                 destination: dest.clone(),
                 store,
-                batch_size,
+                limits: &limits,
                 concurrency,
                 cancel: &options.cancel,
                 observer,

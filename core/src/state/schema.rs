@@ -115,6 +115,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run_segments ADD COLUMN target TEXT;
     "#,
+    // 6: keys a destination refused for good (a compliance state such as an
+    // unsubscribe): never sent to it again.
+    r#"
+    CREATE TABLE suppressions (
+        destination TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        code        TEXT NOT NULL,
+        message     TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        PRIMARY KEY (destination, key)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
