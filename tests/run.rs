@@ -102,6 +102,9 @@ async fn first_run_then_only_changes_with_rejects_and_counts_that_add_up() {
     let r = report(&out);
     assert_eq!(r["status"], "succeeded");
     let s = &r["segments"][0];
+    // The target as the destination names it, and Marketo's list id beside it.
+    assert_eq!(s["target"], serde_json::json!({"list_id": 1001}));
+    assert_eq!(s["list_id"], 1001);
     assert_eq!(n(s, "read"), 703);
     assert_eq!(n(s, "rejected"), 3);
     assert_eq!(n(s, "upserted"), 700);

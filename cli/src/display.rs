@@ -158,7 +158,7 @@ impl RunObserver for Progress {
     fn event(&self, event: &RunEvent<'_>) {
         let mut bar = self.bar.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            RunEvent::SegmentStarted { segment, list } => {
+            RunEvent::SegmentStarted { segment, target } => {
                 self.calls.store(0, Ordering::Relaxed);
                 *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 if self.tty {
@@ -167,13 +167,13 @@ impl RunObserver for Progress {
                         ProgressStyle::with_template("{spinner} {prefix}: {pos} rows read {msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    b.set_prefix(format!("{segment} -> list {list}"));
+                    b.set_prefix(format!("{segment} -> {target}"));
                     b.enable_steady_tick(Duration::from_millis(120));
                     if let Some(old) = bar.replace(b) {
                         old.finish();
                     }
                 } else {
-                    eprintln!("audex: segment {segment} -> list {list}: reading");
+                    eprintln!("audex: segment {segment} -> {target}: reading");
                 }
             }
             RunEvent::RowsRead { rows, .. } => {
@@ -267,7 +267,7 @@ impl RunObserver for Progress {
 pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = vec![[
         "segment",
-        "list",
+        "target",
         "mode",
         "read",
         "rejected",
@@ -284,7 +284,7 @@ pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Ve
     for s in segments {
         rows.push(vec![
             s.segment.clone(),
-            s.list_id.0.clone(),
+            target_text(&s.target),
             s.mode.to_string(),
             s.read.to_string(),
             s.rejected.to_string(),
@@ -298,4 +298,17 @@ pub(crate) fn segment_rows(segments: &[audex_core::engine::SegmentReport]) -> Ve
         ]);
     }
     rows
+}
+
+/// An export's target for a table cell: its fields as `name=value`
+/// (`list_id=1001`, `tag=VIP customers`).
+pub(crate) fn target_text(target: &serde_json::Map<String, serde_json::Value>) -> String {
+    target
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

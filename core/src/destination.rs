@@ -6,6 +6,7 @@
 //! [`Member`]s and per-record outcomes.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,17 +14,27 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::record::{ListId, Member, MemberOutcome, Record, RecordOutcome, RemoteMember};
+use crate::identity::{EmailKey, KeyRule};
+use crate::record::{ListId, Member, MemberOutcome, RecordOutcome, Records, RemoteMember};
 
 /// How a destination must be driven, so the engine can schedule work and
-/// estimate calls. Any limit may be absent.
+/// estimate calls. Any limit but the batch sizes may be absent.
 /// `#[non_exhaustive]`: a plugin builds it with [`Limits::new`] and the
 /// `with_` methods, so a limit core learns later breaks no plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Records (or member ids) per call, for upserts and membership changes.
-    pub batch_size: usize,
+    /// Records per upsert call.
+    pub upsert_batch: usize,
+    /// Members per add call (or per call's adds, when adds and removes
+    /// share calls).
+    pub add_batch: usize,
+    /// Members per remove call (or per call's removes).
+    pub remove_batch: usize,
+    /// One call may add some members and remove others
+    /// ([`Destination::change_members`]); the engine then sends removals
+    /// with the adds instead of in calls of their own.
+    pub adds_with_removes: bool,
     /// At most `calls` calls in any rolling window of `window`.
     pub rate: Option<RateWindow>,
     /// At most this many calls in flight at once.
@@ -34,14 +45,34 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// `batch_size` records or members a call, and no other limit.
-    pub fn new(batch_size: usize) -> Self {
+    /// `batch` records or members a call for every operation, adds and
+    /// removes in calls of their own, and no other limit.
+    pub fn new(batch: usize) -> Self {
+        let batch = batch.max(1);
         Limits {
-            batch_size,
+            upsert_batch: batch,
+            add_batch: batch,
+            remove_batch: batch,
+            adds_with_removes: false,
             rate: None,
             max_concurrency: None,
             daily_budget: None,
         }
+    }
+
+    /// A batch size per operation (each at least 1).
+    pub fn with_batches(mut self, upsert: usize, add: usize, remove: usize) -> Self {
+        self.upsert_batch = upsert.max(1);
+        self.add_batch = add.max(1);
+        self.remove_batch = remove.max(1);
+        self
+    }
+
+    /// One call may carry up to `add_batch` adds and `remove_batch`
+    /// removes ([`Destination::change_members`]).
+    pub fn with_adds_and_removes_together(mut self) -> Self {
+        self.adds_with_removes = true;
+        self
     }
 
     /// At most `calls` calls in any rolling window of `window`.
@@ -60,6 +91,20 @@ impl Limits {
     pub fn with_daily_budget(mut self, n: u64) -> Self {
         self.daily_budget = Some(n);
         self
+    }
+
+    /// Calls to upsert, add and remove the given numbers of records if
+    /// every one is accepted: the floor, and exactly what the engine makes
+    /// then. With adds and removes together, each add call carries
+    /// removals too, and the removals left over go in calls of their own.
+    pub fn estimate_calls(&self, upserts: u64, adds: u64, removes: u64) -> u64 {
+        let calls = |n: u64, batch: usize| n.div_ceil(batch.max(1) as u64);
+        let membership = if self.adds_with_removes {
+            calls(adds, self.add_batch).max(calls(removes, self.remove_batch))
+        } else {
+            calls(adds, self.add_batch) + calls(removes, self.remove_batch)
+        };
+        calls(upserts, self.upsert_batch) + membership
     }
 }
 
@@ -223,8 +268,17 @@ pub trait Destination: Send + Sync + fmt::Debug {
     fn capabilities(&self) -> Capabilities;
 
     /// The destination field that identifies a record (Marketo: `email`).
-    /// The engine normalises its value into the [`crate::RecordKey`].
+    /// The engine normalises its value into the [`crate::RecordKey`] by
+    /// [`Destination::key_rule`].
     fn lookup_field(&self) -> &str;
+
+    /// How a lookup value becomes a key: one normalisation for the dedupe,
+    /// the state key and the value sent. The default is an email address as
+    /// a mail system accepts it, trimmed and lowercased ([`EmailKey`]); a
+    /// destination with its own rules (ASCII only, a phone number) says so.
+    fn key_rule(&self) -> Arc<dyn KeyRule> {
+        Arc::new(EmailKey::new())
+    }
 
     /// Connection test that mimics the write path: authenticate, find each
     /// list, confirm the mapped fields exist and are writable. Never fails as
@@ -234,17 +288,40 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// The fields the destination knows (Marketo: describe).
     async fn fields(&self) -> Result<Vec<FieldSpec>>;
 
-    /// Create or update records (at most `limits().batch_size`). One outcome
-    /// per input record, keyed by the record's key.
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>>;
+    /// Create or update records (at most `limits().upsert_batch`). One outcome
+    /// per input record, keyed by the record's key. The batch names its
+    /// fields once; serialise each record from `records.iter()`.
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>>;
 
-    /// Add members to a list (at most `limits().batch_size`). Idempotent.
+    /// Add members to a list (at most `limits().add_batch`). Idempotent.
     async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>>;
 
-    /// Remove members from a list (at most `limits().batch_size`). Idempotent:
+    /// Remove members from a list (at most `limits().remove_batch`). Idempotent:
     /// removing a non-member is not an error.
     async fn remove_members(&self, list: &ListId, members: &[Member])
         -> Result<Vec<MemberOutcome>>;
+
+    /// Add `adds` and remove `removes` in one call (at most
+    /// `limits().add_batch` and `limits().remove_batch`), for a destination
+    /// that declares [`Limits::with_adds_and_removes_together`]. One outcome
+    /// per member of either, keyed by its key (a key is never in both).
+    /// The default makes the two calls in turn; a destination that
+    /// declares the capability makes one.
+    async fn change_members(
+        &self,
+        list: &ListId,
+        adds: &[Member],
+        removes: &[Member],
+    ) -> Result<Vec<MemberOutcome>> {
+        let mut out = Vec::with_capacity(adds.len() + removes.len());
+        if !adds.is_empty() {
+            out.extend(self.add_members(list, adds).await?);
+        }
+        if !removes.is_empty() {
+            out.extend(self.remove_members(list, removes).await?);
+        }
+        Ok(out)
+    }
 
     /// Page through the list's current members, when `can_read_members`.
     /// The default, for a destination that cannot read its lists back
@@ -271,7 +348,16 @@ mod tests {
             .with_rate(100, Duration::from_secs(20))
             .with_max_concurrency(10)
             .with_daily_budget(50_000);
-        assert_eq!(l.batch_size, 300);
+        assert_eq!(
+            (l.upsert_batch, l.add_batch, l.remove_batch),
+            (300, 300, 300)
+        );
+        assert!(!l.adds_with_removes);
+        let m = Limits::new(0)
+            .with_batches(500, 500, 0)
+            .with_adds_and_removes_together();
+        assert_eq!((m.upsert_batch, m.add_batch, m.remove_batch), (500, 500, 1));
+        assert!(m.adds_with_removes);
         assert_eq!(
             l.rate,
             Some(RateWindow {
@@ -314,7 +400,7 @@ mod tests {
         async fn fields(&self) -> Result<Vec<FieldSpec>> {
             Ok(Vec::new())
         }
-        async fn upsert(&self, _: &[Record]) -> Result<Vec<RecordOutcome>> {
+        async fn upsert(&self, _: &Records) -> Result<Vec<RecordOutcome>> {
             Ok(Vec::new())
         }
         async fn add_members(&self, _: &ListId, _: &[Member]) -> Result<Vec<MemberOutcome>> {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod destination;
 pub mod engine;
 pub mod error;
+pub mod identity;
 pub mod mapping;
 pub mod record;
 pub mod registry;
@@ -21,15 +22,19 @@ pub use destination::{
     Capabilities, CheckResult, DailyReset, Destination, FieldSpec, FieldType, Limits, RateWindow,
 };
 pub use error::{ConfigError, Error, ErrorClass, Reaction, Result};
+pub use identity::{EmailKey, KeyProblem, KeyRule};
 pub use record::{
     FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome,
-    Rejection, RemoteMember,
+    RecordView, Records, Refusal, Rejection, RemoteMember,
 };
 pub use registry::{
     BuildContext, DestinationConfig, DestinationPlugin, PluginKind, SourceConfig, SourcePlugin,
 };
 pub use secret::Secret;
-pub use settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, MirrorGuard, Mode, RunOn};
+pub use settings::{
+    ExportEntry, ExportSettings, ExportSpec, ExportTarget, ExportUser, Exports, MirrorGuard, Mode,
+    RunOn, TargetConfig,
+};
 pub use source::{
     fingerprint_digest, text_values, unreadable, RowFaults, SegmentQuery, SegmentSource,
     SegmentStream, SourceItem, UnreadableRow, DEFAULT_MAX_VALUE_BYTES, KEEP_VALUE_BYTES,

@@ -1,8 +1,8 @@
 //! The values that cross from the engine to a destination: records keyed by
 //! our own normalised lookup key, and the destination's member ids.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -129,20 +129,90 @@ impl fmt::Debug for FieldValue {
     }
 }
 
-/// One profile as the destination will receive it: destination field name to
-/// value, including the lookup field.
+/// One profile as the destination will receive it: its key and its values,
+/// in the order of the field names its batch ([`Records`]) or mapping
+/// carries (the lookup field first).
 #[derive(Clone, PartialEq)]
 pub struct Record {
     pub key: RecordKey,
-    pub fields: BTreeMap<String, FieldValue>,
+    pub values: Vec<FieldValue>,
 }
 
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
             .field("key", &self.key)
-            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("values", &self.values.len())
             .finish()
+    }
+}
+
+/// A batch of records as it crosses to a destination: the destination
+/// field names once, then each record's values in that order. A
+/// destination serialises straight from it (no per-record map of names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Records {
+    fields: Arc<[String]>,
+    records: Vec<Record>,
+}
+
+impl Records {
+    /// `records`, each with one value per name of `fields`, in order.
+    pub fn new(fields: Arc<[String]>, records: Vec<Record>) -> Self {
+        Records { fields, records }
+    }
+
+    /// The destination field names, in the order of every record's values.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Each record with its field names.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RecordView<'_>> + '_ {
+        self.records.iter().map(|record| RecordView {
+            fields: &self.fields,
+            record,
+        })
+    }
+
+    /// The records, values only.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// One record of a [`Records`] batch, with its field names.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    fields: &'a [String],
+    record: &'a Record,
+}
+
+impl<'a> RecordView<'a> {
+    pub fn key(&self) -> &'a RecordKey {
+        &self.record.key
+    }
+
+    /// `(field name, value)` in the batch's order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a str, &'a FieldValue)> + 'a {
+        self.fields
+            .iter()
+            .map(String::as_str)
+            .zip(self.record.values.iter())
+    }
+
+    /// The value of `field`, when the batch carries it.
+    pub fn get(&self, field: &str) -> Option<&'a FieldValue> {
+        let i = self.fields.iter().position(|f| f == field)?;
+        self.record.values.get(i)
     }
 }
 
@@ -161,6 +231,25 @@ pub struct RemoteMember {
     pub key: Option<RecordKey>,
 }
 
+/// What a refusal means for the record, as the destination tells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The record's data was refused (a value the destination cannot
+    /// take): reported; sent again on a later run while its row is in the
+    /// segment, since the data may have been fixed.
+    #[default]
+    Invalid,
+    /// Refused for good (a compliance state: unsubscribed, bounced,
+    /// permanently deleted): reported with its reason, kept as a
+    /// suppression in the state store and never sent again.
+    ForGood,
+    /// Not done now (throttled, a passing fault at the destination): the
+    /// row counts as failed and the next run sends it again.
+    RetryLater,
+}
+
 /// Why the destination refused one record or one membership change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
@@ -168,6 +257,36 @@ pub struct Rejection {
     pub code: String,
     /// The destination's message. Must not contain the record's email.
     pub message: String,
+    /// What the refusal means for the record.
+    #[serde(default)]
+    pub refusal: Refusal,
+}
+
+impl Rejection {
+    /// The record's data was refused ([`Refusal::Invalid`]).
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            code: code.into(),
+            message: message.into(),
+            refusal: Refusal::Invalid,
+        }
+    }
+
+    /// Refused for good ([`Refusal::ForGood`]): never sent again.
+    pub fn for_good(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            refusal: Refusal::ForGood,
+            ..Rejection::new(code, message)
+        }
+    }
+
+    /// Not done now ([`Refusal::RetryLater`]): sent again next run.
+    pub fn retry_later(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection {
+            refusal: Refusal::RetryLater,
+            ..Rejection::new(code, message)
+        }
+    }
 }
 
 /// The outcome for one record of an upsert, keyed by our record key (never by

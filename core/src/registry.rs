@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::destination::{DailyReset, Destination};
 use crate::error::{ConfigError, Result};
-use crate::settings::ExportSettings;
+use crate::settings::{ExportSettings, ExportSpec};
 use crate::source::SegmentSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -54,9 +54,15 @@ pub trait DestinationConfig: Send + Sync + fmt::Debug {
     /// The settings every destination shares.
     fn settings(&self) -> &ExportSettings;
 
+    /// The exports, each with its target resolved (in config order; an
+    /// export without a target is left out and reported by `validate`).
+    /// With [`crate::Exports`] flattened into the block, this is
+    /// `self.exports.specs(self.export.mode)`.
+    fn exports(&self) -> Vec<ExportSpec>;
+
     /// Pure checks beyond the schema (no files, no network). Paths relative
     /// to the destination's block. Implementations should include
-    /// `self.settings().validate()`.
+    /// `self.settings().validate()` and the exports' `validate()`.
     fn validate(&self) -> Vec<ConfigError>;
 
     /// Build the destination. Makes no call yet.

@@ -1,6 +1,8 @@
 //! Settings every audience destination shares, flattened into each
 //! destination plugin's config (`#[serde(flatten)] pub export: ExportSettings`):
-//! who may export, what goes where, how much, and when.
+//! who may export, how, how much, and when; and the exports
+//! (`#[serde(flatten)] pub exports: Exports<T>`), whose target `T` the
+//! plugin defines (Marketo: a list id; Mailchimp: a tag).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -64,26 +66,140 @@ impl fmt::Debug for ExportUser {
     }
 }
 
-/// One segment exported to one list.
+/// One segment exported to one target (a list, a tag: the destination
+/// says which).
+// `T` is the destination's own way of naming a target (Marketo: `list_id`;
+// Mailchimp: `tag` or `tag_id`), flattened beside `segment` and `mode`;
+// what it leaves out falls back to the destination-level fields of the
+// same type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExportEntry {
+// serde cannot deny unknown fields next to `flatten`; the schema does (the
+// loader checks it before parsing).
+#[schemars(deny_unknown_fields)]
+pub struct ExportEntry<T> {
     /// Name of a segment declared under `segments`.
     pub segment: String,
-    /// The list to fill; defaults to the destination's `list_id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_id: Option<ListId>,
     /// Overrides the destination's `mode` for this export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    #[serde(flatten)]
+    pub target: T,
 }
 
-/// An export with its list and mode resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct ExportSpec {
-    pub segment: String,
+/// What an export fills in the destination, as the plugin resolved it from
+/// its config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExportTarget {
+    /// The membership set the export fills, as the plugin names it in its
+    /// calls and core keys it in the state store (Marketo: the list id;
+    /// Mailchimp: the tag). Opaque to core.
     pub list: ListId,
+    /// How reports name it: a JSON object of the target's config fields,
+    /// e.g. `{"list_id": 1001}` or `{"tag": "VIP"}`.
+    pub label: serde_json::Map<String, serde_json::Value>,
+    /// How people read it, e.g. `list 1001` or `tag "VIP"`.
+    pub display: String,
+}
+
+impl ExportTarget {
+    /// A target keyed by `list`, reported as `label` and shown as `display`.
+    pub fn new(
+        list: ListId,
+        label: serde_json::Map<String, serde_json::Value>,
+        display: impl Into<String>,
+    ) -> Self {
+        ExportTarget {
+            list,
+            label,
+            display: display.into(),
+        }
+    }
+}
+
+impl fmt::Display for ExportTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// A destination's way of naming the target of an export, flattened into
+/// each export and into the destination's block (the default).
+pub trait TargetConfig {
+    /// The target of an export that names `self`, taking what it leaves
+    /// out from `default` (the destination-level fields). `None` when
+    /// neither names a target.
+    fn resolve(&self, default: &Self) -> Option<ExportTarget>;
+
+    /// The error for an export whose target is named nowhere; its path is
+    /// relative to the export (e.g. `list_id`).
+    fn missing() -> ConfigError;
+}
+
+/// An export with its target and mode resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExportSpec {
+    /// Its place under `exports` in the config.
+    pub position: usize,
+    pub segment: String,
+    pub target: ExportTarget,
     pub mode: Mode,
+}
+
+impl ExportSpec {
+    /// The membership set the export fills (its target's key).
+    pub fn list(&self) -> &ListId {
+        &self.target.list
+    }
+}
+
+/// The exports of a destination, flattened into its block: the default
+/// target (destination-level fields) and the `exports` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Exports<T> {
+    /// The target every export fills unless it names its own.
+    #[serde(flatten)]
+    pub default: T,
+    /// The segments to export, each to a target.
+    pub exports: Vec<ExportEntry<T>>,
+}
+
+impl<T: TargetConfig> Exports<T> {
+    /// Each export with its target and mode resolved (`mode` is the
+    /// destination's). An export with no target is left out here and
+    /// reported by [`Exports::validate`].
+    pub fn specs(&self, mode: Mode) -> Vec<ExportSpec> {
+        self.exports
+            .iter()
+            .enumerate()
+            .filter_map(|(position, e)| {
+                Some(ExportSpec {
+                    position,
+                    segment: e.segment.clone(),
+                    target: e.target.resolve(&self.default)?,
+                    mode: e.mode.unwrap_or(mode),
+                })
+            })
+            .collect()
+    }
+
+    /// Exports that name no target, with paths relative to the
+    /// destination's block.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        self.exports
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.target.resolve(&self.default).is_none())
+            .map(|(i, _)| {
+                let e = T::missing();
+                let path = if e.path.is_empty() {
+                    format!("exports.{i}")
+                } else {
+                    format!("exports.{i}.{}", e.path)
+                };
+                ConfigError { path, ..e }
+            })
+            .collect()
+    }
 }
 
 pub const DEFAULT_MAX_PROFILES: u64 = 1_000_000;
@@ -158,14 +274,9 @@ pub struct ExportSettings {
     /// Destination field -> profile column. The destination's lookup field
     /// (Marketo: `email`) is required.
     pub mapping: BTreeMap<String, String>,
-    /// The list every export fills unless it names its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_id: Option<ListId>,
     /// `mirror` adds new members and removes leavers; `append` only adds.
     #[serde(default)]
     pub mode: Mode,
-    /// The segments to export, each to a list.
-    pub exports: Vec<ExportEntry>,
     /// Largest segment an export may send; a larger one is an error before
     /// anything is written, never a silent truncation.
     #[serde(default = "default_max_profiles")]
@@ -190,23 +301,6 @@ pub struct ExportSettings {
 }
 
 impl ExportSettings {
-    /// Each export with its list and mode resolved. An export with no list
-    /// (neither its own nor the destination's) is left out here and reported
-    /// by [`ExportSettings::validate`].
-    pub fn resolved_exports(&self) -> Vec<ExportSpec> {
-        self.exports
-            .iter()
-            .filter_map(|e| {
-                let list = e.list_id.clone().or_else(|| self.list_id.clone())?;
-                Some(ExportSpec {
-                    segment: e.segment.clone(),
-                    list,
-                    mode: e.mode.unwrap_or(self.mode),
-                })
-            })
-            .collect()
-    }
-
     /// Pure checks of the shared settings; paths are relative to the
     /// destination's block. Segment existence is checked by the config
     /// loader, which knows the segments.
@@ -246,14 +340,72 @@ impl ExportSettings {
         if self.export_user.0.trim().is_empty() {
             errors.push(ConfigError::new("export_user", "must not be empty"));
         }
-        for (i, e) in self.exports.iter().enumerate() {
-            if e.list_id.is_none() && self.list_id.is_none() {
-                errors.push(
-                    ConfigError::new(format!("exports.{i}.list_id"), "no list to export to")
-                        .with_hint("set list_id on the export or on the destination"),
-                );
-            }
-        }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target named by `tag`, as a tag-based destination would.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    struct Tag {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    }
+
+    impl TargetConfig for Tag {
+        fn resolve(&self, default: &Self) -> Option<ExportTarget> {
+            let tag = self.tag.as_ref().or(default.tag.as_ref())?;
+            Some(ExportTarget::new(
+                ListId(format!("tag:{tag}")),
+                serde_json::Map::from_iter([("tag".to_string(), tag.clone().into())]),
+                format!("tag {tag:?}"),
+            ))
+        }
+        fn missing() -> ConfigError {
+            ConfigError::new("tag", "no tag to export to")
+        }
+    }
+
+    #[test]
+    fn exports_resolve_their_target_from_the_destination_default() {
+        let exports: Exports<Tag> = serde_json::from_value(serde_json::json!({
+            "tag": "All",
+            "exports": [
+                {"segment": "a"},
+                {"segment": "b", "tag": "VIP", "mode": "append"},
+            ],
+        }))
+        .expect("parses");
+        let specs = exports.specs(Mode::Mirror);
+        let got: Vec<(usize, &str, &str, Mode)> = specs
+            .iter()
+            .map(|s| (s.position, s.segment.as_str(), s.list().0.as_str(), s.mode))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "a", "tag:All", Mode::Mirror),
+                (1, "b", "tag:VIP", Mode::Append)
+            ]
+        );
+        assert_eq!(specs[1].target.label["tag"], "VIP");
+        assert_eq!(specs[1].target.to_string(), "tag \"VIP\"");
+        assert!(exports.validate().is_empty());
+    }
+
+    #[test]
+    fn an_export_without_a_target_is_left_out_and_reported() {
+        let exports: Exports<Tag> = serde_json::from_value(serde_json::json!({
+            "exports": [{"segment": "a", "tag": "VIP"}, {"segment": "b"}],
+        }))
+        .expect("parses");
+        assert_eq!(exports.specs(Mode::Mirror).len(), 1);
+        let errs = exports.validate();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "exports.1.tag");
+        assert_eq!(errs[0].message, "no tag to export to");
     }
 }

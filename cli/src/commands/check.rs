@@ -71,7 +71,8 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
         }
         first = false;
         let settings = dest_cfg.settings();
-        for export in &settings.exports {
+        let exports = dest_cfg.exports();
+        for export in &exports {
             if let Some(segment) = cfg.segments.get(&export.segment) {
                 if !sources.contains(&segment.source.as_str()) {
                     sources.push(&segment.source);
@@ -87,13 +88,11 @@ pub fn run(config: &Path, only: Option<&str>) -> i32 {
                 continue;
             }
         };
-        // Every list an export fills, each once, in config order.
+        // Every target an export fills, each once, in config order.
         let mut seen = BTreeSet::new();
-        let lists: Vec<ListId> = settings
-            .resolved_exports()
-            .into_iter()
-            .map(|e| e.list)
-            .chain(settings.list_id.clone())
+        let lists: Vec<ListId> = exports
+            .iter()
+            .map(|e| e.target.list.clone())
             .filter(|l| seen.insert(l.clone()))
             .collect();
         let fields: Vec<String> = settings.mapping.keys().cloned().collect();

@@ -35,7 +35,7 @@ pub fn run(args: &RunArgs) -> i32 {
             .filter(|(_, d)| {
                 args.segment
                     .as_ref()
-                    .is_none_or(|s| d.settings().exports.iter().any(|e| &e.segment == s))
+                    .is_none_or(|s| d.exports().iter().any(|e| &e.segment == s))
             })
             .map(|(n, _)| n.clone())
             .collect(),

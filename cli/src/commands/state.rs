@@ -35,14 +35,14 @@ pub fn run(cmd: &StateCommand) -> i32 {
                 }
             };
             match store.purge_destination(destination) {
-                Ok(c) if c.records == 0 && c.members == 0 => {
+                Ok(c) if c.records == 0 && c.members == 0 && c.suppressions == 0 => {
                     println!("nothing stored for destination {destination}");
                     exit::OK
                 }
                 Ok(c) => {
                     println!(
-                        "purged destination {destination}: {} records, {} list members (run history kept)",
-                        c.records, c.members
+                        "purged destination {destination}: {} records, {} list members, {} suppressions (run history kept)",
+                        c.records, c.members, c.suppressions
                     );
                     exit::OK
                 }

@@ -1,6 +1,8 @@
 //! The Marketo destination's configuration block.
 
-use audex_core::{ConfigError, DailyReset, ExportSettings, Secret};
+use audex_core::{
+    ConfigError, DailyReset, ExportSettings, ExportTarget, Exports, ListId, Secret, TargetConfig,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,39 @@ pub struct MarketoConfig {
     pub rate_limit: RateLimitConfig,
     #[serde(flatten)]
     pub export: ExportSettings,
+    /// The default list (`list_id`) and the exports, each to a list.
+    #[serde(flatten)]
+    pub exports: Exports<MarketoTarget>,
+}
+
+/// Where a Marketo export goes: a static list, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MarketoTarget {
+    /// The static list to fill (a positive integer, from the list's URL in
+    /// Marketo). On the destination: the list of every export that names
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<ListId>,
+}
+
+impl TargetConfig for MarketoTarget {
+    fn resolve(&self, default: &Self) -> Option<ExportTarget> {
+        let id = self.list_id.as_ref().or(default.list_id.as_ref())?;
+        let shown = match crate::list_id(id) {
+            Some(n) => serde_json::Value::from(n),
+            None => serde_json::Value::from(id.0.clone()),
+        };
+        Some(ExportTarget::new(
+            id.clone(),
+            serde_json::Map::from_iter([("list_id".to_string(), shown)]),
+            format!("list {}", id.0.trim()),
+        ))
+    }
+
+    fn missing() -> ConfigError {
+        ConfigError::new("list_id", "no list to export to")
+            .with_hint("set list_id on the export or on the destination")
+    }
 }
 
 /// The `type` tag.
@@ -117,6 +152,7 @@ impl MarketoConfig {
     /// Pure checks beyond the schema, paths relative to this block.
     pub fn check(&self) -> Vec<ConfigError> {
         let mut errors = self.export.validate();
+        errors.extend(self.exports.validate());
         if let Err(e) = crate::endpoint::Endpoint::parse(&self.endpoint) {
             errors.push(ConfigError::new("endpoint", e));
         }
@@ -139,15 +175,23 @@ impl MarketoConfig {
             );
         }
         let list_ids = self
-            .export
+            .exports
+            .default
             .list_id
             .iter()
             .map(|l| ("list_id".to_string(), l))
-            .chain(self.export.exports.iter().enumerate().filter_map(|(i, e)| {
-                e.list_id
-                    .as_ref()
-                    .map(|l| (format!("exports.{i}.list_id"), l))
-            }));
+            .chain(
+                self.exports
+                    .exports
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| {
+                        e.target
+                            .list_id
+                            .as_ref()
+                            .map(|l| (format!("exports.{i}.list_id"), l))
+                    }),
+            );
         for (path, id) in list_ids {
             if crate::list_id(id).is_none() {
                 errors.push(ConfigError::new(

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audex_core::mapping::normalise_email;
 use audex_core::{
     Capabilities, CheckResult, Destination, Error, FieldSpec, FieldValue, Limits, ListId, Member,
-    MemberId, MemberOutcome, Record, RecordKey, RecordOutcome, Rejection, RemoteMember, Result,
+    MemberId, MemberOutcome, RecordKey, RecordOutcome, RecordView, Records, Rejection,
+    RemoteMember, Result,
 };
+use audex_core::{EmailKey, KeyRule};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -74,6 +75,12 @@ fn rate_window(secs: f64) -> Result<Duration> {
     })
 }
 
+/// Marketo's lead key: an email address, ASCII only (Marketo refuses
+/// others).
+fn email_key() -> EmailKey {
+    EmailKey::new().ascii_only("Marketo accepts ASCII only")
+}
+
 /// A user-given list id as Marketo's positive integer.
 fn marketo_list(list: &ListId) -> Result<u64> {
     crate::list_id(list).ok_or_else(|| {
@@ -109,29 +116,31 @@ impl Serialize for JsonField<'_> {
 /// record's key, so the lead Marketo matches is the one we keyed.
 struct LeadInput<'a> {
     lookup_field: &'a str,
-    record: &'a Record,
+    record: RecordView<'a>,
 }
 
 impl Serialize for LeadInput<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let fields = &self.record.fields;
-        let len = fields.len() + usize::from(!fields.contains_key(self.lookup_field));
-        let mut map = s.serialize_map(Some(len))?;
-        for (name, value) in fields {
-            if name != self.lookup_field {
-                map.serialize_entry(name, &JsonField(value))?;
-            }
+        let others = || {
+            self.record
+                .fields()
+                .filter(|(n, _)| *n != self.lookup_field)
+        };
+        let mut map = s.serialize_map(Some(others().count() + 1))?;
+        for (name, value) in others() {
+            map.serialize_entry(name, &JsonField(value))?;
         }
-        map.serialize_entry(self.lookup_field, self.record.key.as_str())?;
+        // The key, as normalised: the lookup value Marketo matches on.
+        map.serialize_entry(self.lookup_field, self.record.key().as_str())?;
         map.end()
     }
 }
 
 fn bad_id(id: &MemberId) -> Rejection {
-    Rejection {
-        code: "invalid_member_id".to_string(),
-        message: format!("{id:?} is not a Marketo lead id"),
-    }
+    Rejection::new(
+        "invalid_member_id",
+        format!("{id:?} is not a Marketo lead id"),
+    )
 }
 
 impl MarketoDestination {
@@ -195,6 +204,10 @@ impl Destination for MarketoDestination {
         &self.lookup_field
     }
 
+    fn key_rule(&self) -> Arc<dyn KeyRule> {
+        Arc::new(email_key())
+    }
+
     async fn check(&self, lists: &[ListId], mapped_fields: &[String]) -> Vec<CheckResult> {
         crate::check::run(&self.client, lists, mapped_fields).await
     }
@@ -203,7 +216,7 @@ impl Destination for MarketoDestination {
         self.client.describe().await
     }
 
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>> {
         let input: Vec<LeadInput<'_>> = records
             .iter()
             .map(|record| LeadInput {
@@ -216,7 +229,7 @@ impl Destination for MarketoDestination {
             .iter()
             .zip(results)
             .map(|(r, res)| RecordOutcome {
-                key: r.key.clone(),
+                key: r.key().clone(),
                 result: match res {
                     UpsertResult::Created(id) | UpsertResult::Updated(id) => {
                         Ok(MemberId(id.to_string()))
@@ -267,12 +280,12 @@ impl Destination for MarketoDestination {
                 .into_iter()
                 .map(|l| RemoteMember {
                     id: MemberId(l.id.to_string()),
-                    // The engine's own normaliser, so a member read back
-                    // has the key its row was sent under; an address it
-                    // would refuse cannot be one of ours (the id names it).
+                    // The key rule the engine maps with, so a member read
+                    // back has the key its row was sent under; an address
+                    // it would refuse cannot be one of ours (the id names it).
                     key: l
                         .email
-                        .and_then(|e| normalise_email(&e).ok())
+                        .and_then(|e| email_key().normalise(&e).ok())
                         .map(RecordKey::new),
                 })
                 .collect();
@@ -313,16 +326,24 @@ mod tests {
 
     #[test]
     fn lead_input_carries_the_key_as_lookup_value() {
-        let mut fields = BTreeMap::new();
-        fields.insert("firstName".to_string(), FieldValue::Text("Ada".into()));
-        fields.insert("score".to_string(), FieldValue::Float(f64::NAN));
-        let r = Record {
-            key: RecordKey::new("ada@example.com"),
-            fields,
-        };
+        let records = Records::new(
+            ["email", "firstName", "score"]
+                .map(String::from)
+                .to_vec()
+                .into(),
+            vec![audex_core::Record {
+                key: RecordKey::new("ada@example.com"),
+                values: vec![
+                    FieldValue::Text("Ada@Example.com ".into()),
+                    FieldValue::Text("Ada".into()),
+                    FieldValue::Float(f64::NAN),
+                ],
+            }],
+        );
+        let record = records.iter().next().expect("one record");
         let obj = serde_json::to_value(LeadInput {
             lookup_field: "email",
-            record: &r,
+            record,
         })
         .expect("serializes");
         assert_eq!(obj["email"], "ada@example.com");

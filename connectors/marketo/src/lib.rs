@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use audex_core::registry::{deserialize_block, DestinationPlugin};
 use audex_core::{
-    BuildContext, ConfigError, Destination, DestinationConfig, ExportSettings, ListId,
+    BuildContext, ConfigError, Destination, DestinationConfig, ExportSettings, ExportSpec, ListId,
 };
 
 pub use client::{ClientOptions, MarketoClient};
@@ -28,6 +28,10 @@ pub fn list_id(id: &ListId) -> Option<u64> {
 impl DestinationConfig for MarketoConfig {
     fn settings(&self) -> &ExportSettings {
         &self.export
+    }
+
+    fn exports(&self) -> Vec<ExportSpec> {
+        self.exports.specs(self.export.mode)
     }
 
     fn validate(&self) -> Vec<ConfigError> {

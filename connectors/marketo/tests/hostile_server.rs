@@ -8,12 +8,11 @@
 //! its Content-Length). Each test starts its own on a free port, so it has
 //! its own token cache and limiter.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use audex_core::{Destination, ErrorClass, FieldValue, Record, RecordKey};
+use audex_core::{Destination, ErrorClass, FieldValue, Record, RecordKey, Records};
 use audex_marketo::client::retry::Backoff;
 use audex_marketo::client::ClientOptions;
 use audex_marketo::{MarketoConfig, MarketoDestination};
@@ -294,13 +293,15 @@ async fn an_answer_too_large_to_hold_is_an_internal_error() {
     assert_eq!(server.api_calls.load(Ordering::SeqCst), 1);
 }
 
-fn record(email: &str) -> Record {
-    let mut fields = BTreeMap::new();
-    fields.insert("email".to_string(), FieldValue::Text(email.to_string()));
-    Record {
-        key: RecordKey::new(email),
-        fields,
-    }
+/// A batch of one record, `email` alone.
+fn record(email: &str) -> Records {
+    Records::new(
+        vec!["email".to_string()].into(),
+        vec![Record {
+            key: RecordKey::new(email),
+            values: vec![FieldValue::Text(email.to_string())],
+        }],
+    )
 }
 
 /// Sync Leads results whose ids are not lead ids (negative, huge, text):
@@ -316,7 +317,7 @@ async fn upsert_results_with_impossible_ids_are_classified() {
         }));
         let server = serve(token(json!(3600)), body).await;
         let err = destination(&server)
-            .upsert(&[record("ada@example.com")])
+            .upsert(&record("ada@example.com"))
             .await
             .expect_err("no usable id");
         assert_eq!(err.class(), ErrorClass::Internal, "{id}: {err}");
@@ -329,7 +330,7 @@ async fn upsert_results_with_impossible_ids_are_classified() {
     }));
     let server = serve(token(json!(3600)), body).await;
     let out = destination(&server)
-        .upsert(&[record("ada@example.com")])
+        .upsert(&record("ada@example.com"))
         .await
         .expect("one rejected record");
     let rejection = out[0].result.clone().expect_err("rejected");

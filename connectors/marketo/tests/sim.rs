@@ -2,12 +2,11 @@
 //! Each test starts its own simulator (its own port, so its own limiter and
 //! token cache) with time scaled down so Marketo's 20 s window is 1 s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use audex_core::{
-    Destination, ErrorClass, FieldValue, ListId, Member, MemberId, Record, RecordKey,
+    Destination, ErrorClass, FieldValue, ListId, Member, MemberId, Record, RecordKey, Records,
 };
 use audex_marketo::client::retry::Backoff;
 use audex_marketo::client::{ClientOptions, ListLookup};
@@ -75,20 +74,35 @@ fn destination(cfg: &MarketoConfig) -> MarketoDestination {
     MarketoDestination::with_options(cfg, fast_options()).expect("builds")
 }
 
+/// A record of `email, firstName, score` (score null).
 fn record(email: &str, first: &str) -> Record {
-    let mut fields = BTreeMap::new();
-    fields.insert("email".to_string(), FieldValue::Text(email.to_string()));
-    fields.insert("firstName".to_string(), FieldValue::Text(first.to_string()));
     Record {
         key: RecordKey::new(email),
-        fields,
+        values: vec![
+            FieldValue::Text(email.to_string()),
+            FieldValue::Text(first.to_string()),
+            FieldValue::Null,
+        ],
     }
 }
 
-fn records(prefix: &str, n: usize) -> Vec<Record> {
-    (0..n)
-        .map(|i| record(&format!("{prefix}{i}@example.com"), &format!("P{i}")))
-        .collect()
+/// `records` as one batch of `email, firstName, score`.
+fn batch(records: Vec<Record>) -> Records {
+    Records::new(
+        ["email", "firstName", "score"]
+            .map(String::from)
+            .to_vec()
+            .into(),
+        records,
+    )
+}
+
+fn records(prefix: &str, n: usize) -> Records {
+    batch(
+        (0..n)
+            .map(|i| record(&format!("{prefix}{i}@example.com"), &format!("P{i}")))
+            .collect(),
+    )
 }
 
 fn members(outcomes: &[audex_core::RecordOutcome]) -> Vec<Member> {
@@ -110,7 +124,7 @@ async fn upsert_add_read_remove_round_trip() {
     let out = dest.upsert(&records("rt", 300)).await.expect("upsert");
     assert_eq!(out.len(), 300);
     let added = members(&out);
-    for (o, r) in out.iter().zip(records("rt", 300)) {
+    for (o, r) in out.iter().zip(records("rt", 300).records()) {
         assert_eq!(o.key, r.key);
         let id: u64 = o.result.clone().expect("ok").0.parse().expect("numeric id");
         let lead = sim.lead_by_email(r.key.as_str()).expect("lead exists");
@@ -171,17 +185,18 @@ async fn upsert_add_read_remove_round_trip() {
 async fn invalid_rows_are_rejected_with_codes_and_the_rest_accepted() {
     let sim = start(sim_config()).await;
     let dest = destination(&config(&sim, 100, 10, 50_000));
-    let mut batch = records("mixed", 10);
+    let mut rows: Vec<Record> = records("mixed", 10).records().to_vec();
     for i in [2usize, 7] {
-        batch[i]
-            .fields
-            .insert("score".into(), FieldValue::Text("fourteen".into()));
+        rows[i].values[2] = FieldValue::Text("fourteen".into());
     }
-    batch[4].fields.insert("score".into(), FieldValue::Int(14));
-    let out = dest.upsert(&batch).await.expect("the call succeeds");
+    rows[4].values[2] = FieldValue::Int(14);
+    let out = dest
+        .upsert(&batch(rows.clone()))
+        .await
+        .expect("the call succeeds");
     assert_eq!(out.len(), 10);
     for (i, o) in out.iter().enumerate() {
-        assert_eq!(o.key, batch[i].key);
+        assert_eq!(o.key, rows[i].key);
         if i == 2 || i == 7 {
             let rej = o.result.as_ref().expect_err("rejected");
             assert_eq!(rej.code, "1003");
@@ -391,16 +406,18 @@ async fn http_502_and_closed_connections_are_retried() {
 async fn long_lookups_avoid_414() {
     let sim = start(sim_config()).await;
     let dest = destination(&config(&sim, 100, 10, 50_000));
-    let batch: Vec<Record> = (0..300)
-        .map(|i| {
-            record(
-                &format!("a.rather.long.mailbox.name.{i:04}@subdomain.example.com"),
-                "X",
-            )
-        })
-        .collect();
-    dest.upsert(&batch).await.expect("upsert");
-    let emails: Vec<String> = batch.iter().map(|r| r.key.as_str().to_string()).collect();
+    let rows: Records = batch(
+        (0..300)
+            .map(|i| {
+                record(
+                    &format!("a.rather.long.mailbox.name.{i:04}@subdomain.example.com"),
+                    "X",
+                )
+            })
+            .collect(),
+    );
+    dest.upsert(&rows).await.expect("upsert");
+    let emails: Vec<String> = rows.iter().map(|r| r.key().as_str().to_string()).collect();
     assert!(emails.join(",").len() > 8 * 1024, "the GET would pass 8 KB");
     let found = dest.client().leads_by_email(&emails).await.expect("lookup");
     assert_eq!(found.len(), 300);

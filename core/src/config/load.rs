@@ -432,7 +432,7 @@ fn parse_destinations(
     let plugin = |ty: &str| registry::destination(ty).map(|p| (p.parse, p.example));
     parse_plugins(doc, "destinations", plugin, rejected, run, |cfg| {
         let mut errors = cfg.validate();
-        errors.extend(semantic::export_settings(cfg.settings()));
+        errors.extend(semantic::export_settings(cfg.settings(), &cfg.exports()));
         errors
     })
 }

@@ -10,7 +10,7 @@ use croner::Cron;
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use crate::settings::{ExportSettings, Mode, RunOn};
+use crate::settings::{ExportSettings, ExportSpec, Mode, RunOn};
 
 /// Parse a schedule: a standard 5-field cron expression (minute hour
 /// day-of-month month day-of-week). The one parser `validate` and
@@ -101,7 +101,10 @@ fn declared(what: &str, names: &BTreeSet<String>) -> String {
 /// Checks of the settings every destination shares that the plugin's own
 /// `validate` does not make: schedule, time zone, and exports that collide.
 /// Paths are relative to the destination's block.
-pub(super) fn export_settings(settings: &ExportSettings) -> Vec<ConfigError> {
+pub(super) fn export_settings(
+    settings: &ExportSettings,
+    exports: &[ExportSpec],
+) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     if let Some(expr) = &settings.schedule {
         if let Err(e) = parse_schedule(expr) {
@@ -136,42 +139,42 @@ pub(super) fn export_settings(settings: &ExportSettings) -> Vec<ConfigError> {
         );
     }
 
-    // One list, one owner: two mirrored segments in one list would each
+    // One target, one owner: two mirrored segments in one list would each
     // remove the other's members on every run.
-    let mut by_list: BTreeMap<String, Vec<(usize, String, Mode)>> = BTreeMap::new();
-    for (i, export) in settings.exports.iter().enumerate() {
-        let Some(list) = export.list_id.as_ref().or(settings.list_id.as_ref()) else {
-            continue;
-        };
-        by_list.entry(list.0.trim().to_string()).or_default().push((
-            i,
-            export.segment.clone(),
-            export.mode.unwrap_or(settings.mode),
-        ));
+    let mut by_list: BTreeMap<&str, Vec<&ExportSpec>> = BTreeMap::new();
+    for export in exports {
+        by_list
+            .entry(export.target.list.0.trim())
+            .or_default()
+            .push(export);
     }
-    for (list, users) in &by_list {
-        for (pos, (i, segment, mode)) in users.iter().enumerate() {
+    for users in by_list.values() {
+        for (pos, e) in users.iter().enumerate() {
+            let (i, segment, target) = (e.position, &e.segment, &e.target);
             let earlier = &users[..pos];
-            if let Some((first, ..)) = earlier.iter().find(|(_, s, _)| s == segment) {
-                errors.push(
-                    ConfigError::new(
-                        format!("exports.{i}"),
-                        format!("segment `{segment}` is already exported to list {list} (exports.{first})"),
-                    )
-                    .with_hint("remove the duplicate export"),
-                );
-            } else if let Some((first, other, _)) = earlier
-                .iter()
-                .find(|(_, s, m)| s != segment && (*m == Mode::Mirror || *mode == Mode::Mirror))
-            {
+            if let Some(first) = earlier.iter().find(|f| f.segment == *segment) {
                 errors.push(
                     ConfigError::new(
                         format!("exports.{i}"),
                         format!(
-                            "list {list} is filled by both `{other}` (exports.{first}) and `{segment}` in mirror mode: each run would remove the other's members"
+                            "segment `{segment}` is already exported to {target} (exports.{})",
+                            first.position
                         ),
                     )
-                    .with_hint("give each segment its own list, or set `mode: append` on both exports"),
+                    .with_hint("remove the duplicate export"),
+                );
+            } else if let Some(first) = earlier.iter().find(|f| {
+                f.segment != *segment && (f.mode == Mode::Mirror || e.mode == Mode::Mirror)
+            }) {
+                errors.push(
+                    ConfigError::new(
+                        format!("exports.{i}"),
+                        format!(
+                            "{target} is filled by both `{}` (exports.{}) and `{segment}` in mirror mode: each run would remove the other's members",
+                            first.segment, first.position
+                        ),
+                    )
+                    .with_hint("give each segment its own target, or set `mode: append` on both exports"),
                 );
             }
         }
@@ -183,7 +186,7 @@ pub(super) fn export_settings(settings: &ExportSettings) -> Vec<ConfigError> {
 mod tests {
     use super::*;
     use crate::record::ListId;
-    use crate::settings::{ExportEntry, ExportUser};
+    use crate::settings::{ExportTarget, ExportUser};
     use serde_json::json;
 
     #[test]
@@ -220,15 +223,13 @@ mod tests {
         assert_eq!(errs[1].hint.as_deref(), Some("declared segments: `a`, `b`"));
     }
 
-    fn settings(exports: Vec<ExportEntry>, mode: Mode) -> ExportSettings {
+    fn settings() -> ExportSettings {
         ExportSettings {
             display_name: "d".into(),
             data_privacy_consent: true,
             export_user: ExportUser("u".into()),
             mapping: Default::default(),
-            list_id: Some(ListId("1".into())),
-            mode,
-            exports,
+            mode: Mode::Mirror,
             max_profiles: 10,
             schedule: None,
             timezone: None,
@@ -237,68 +238,73 @@ mod tests {
         }
     }
 
-    fn export(segment: &str, list: Option<&str>, mode: Option<Mode>) -> ExportEntry {
-        ExportEntry {
-            segment: segment.into(),
-            list_id: list.map(|l| ListId(l.into())),
-            mode,
-        }
+    /// Exports of `(segment, list, mode)`, in order.
+    fn specs(exports: &[(&str, &str, Mode)]) -> Vec<ExportSpec> {
+        exports
+            .iter()
+            .enumerate()
+            .map(|(position, (segment, list, mode))| ExportSpec {
+                position,
+                segment: segment.to_string(),
+                target: ExportTarget::new(
+                    ListId(list.to_string()),
+                    Default::default(),
+                    format!("list {list}"),
+                ),
+                mode: *mode,
+            })
+            .collect()
     }
 
     #[test]
     fn two_mirrored_segments_may_not_share_a_list() {
-        let s = settings(
-            vec![export("a", None, None), export("b", None, None)],
-            Mode::Mirror,
+        use Mode::{Append, Mirror};
+        let errs = export_settings(
+            &settings(),
+            &specs(&[("a", "1", Mirror), ("b", "1", Mirror)]),
         );
-        let errs = export_settings(&s);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "exports.1");
-
-        let appended = settings(
-            vec![export("a", None, None), export("b", None, None)],
-            Mode::Append,
+        assert!(
+            errs[0].message.starts_with("list 1 is filled by both"),
+            "{errs:?}"
         );
-        assert!(export_settings(&appended).is_empty());
 
-        let separate = settings(
-            vec![export("a", None, None), export("b", Some("2"), None)],
-            Mode::Mirror,
-        );
-        assert!(export_settings(&separate).is_empty());
+        let appended = specs(&[("a", "1", Append), ("b", "1", Append)]);
+        assert!(export_settings(&settings(), &appended).is_empty());
+
+        let separate = specs(&[("a", "1", Mirror), ("b", "2", Mirror)]);
+        assert!(export_settings(&settings(), &separate).is_empty());
     }
 
     #[test]
     fn duplicate_exports_are_reported() {
-        let s = settings(
-            vec![
-                export("a", Some("5"), None),
-                export("a", Some("5"), Some(Mode::Append)),
-            ],
-            Mode::Mirror,
-        );
-        let errs = export_settings(&s);
+        let s = specs(&[("a", "5", Mode::Mirror), ("a", "5", Mode::Append)]);
+        let errs = export_settings(&settings(), &s);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].message.contains("already exported"));
+        assert!(errs[0].message.contains("already exported to list 5"));
     }
 
     #[test]
     fn bad_schedule_and_zone_are_reported() {
-        let mut s = settings(vec![], Mode::Mirror);
+        let mut s = settings();
         s.schedule = Some("every day".into());
         s.timezone = Some("Nowhere/Land".into());
-        let paths: Vec<String> = export_settings(&s).into_iter().map(|e| e.path).collect();
+        let paths: Vec<String> = export_settings(&s, &[])
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
         assert_eq!(paths, ["schedule", "timezone"]);
     }
 
     #[test]
     fn source_change_needs_a_schedule() {
-        let mut s = settings(vec![], Mode::Mirror);
+        let mut s = settings();
         s.run_on = RunOn::SourceChange;
-        let errs = export_settings(&s);
+        let errs = export_settings(&s, &[]);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "run_on");
         s.schedule = Some("*/15 * * * *".into());
-        assert!(export_settings(&s).is_empty());
+        assert!(export_settings(&s, &[]).is_empty());
     }
 }

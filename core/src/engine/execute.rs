@@ -4,9 +4,12 @@
 //! store in one transaction before its rows count as done.
 //!
 //! Order: upserts first, each add batch as soon as enough upserted (or
-//! already known) members wait for one, removals last. Records upserted
-//! once serve every list of the destination: a later export finds them
-//! unchanged in the state store and only adds them.
+//! already known) members wait for one, removals last; where the
+//! destination takes adds and removes in one call, each add call carries
+//! removals too, and only the removals left over wait for the end. Batch
+//! sizes are the destination's, per operation. Records upserted once serve
+//! every list of the destination: a later export finds them unchanged in
+//! the state store and only adds them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,10 +24,12 @@ use super::index::flag;
 use super::plan::SegmentPlan;
 use super::rejects::{RejectLine, RejectsFile};
 use super::{CallKind, RunEvent, RunObserver};
-use crate::destination::Destination;
+use crate::destination::{Destination, Limits};
 use crate::error::{Error, ErrorClass, Reaction, Result};
-use crate::record::{ListId, Member, MemberId, MemberOutcome, Record, RecordKey, RecordOutcome};
-use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord};
+use crate::record::{
+    ListId, Member, MemberId, MemberOutcome, RecordKey, RecordOutcome, Records, Refusal, Rejection,
+};
+use crate::state::{Checkpoint, MemberRow, StateStore, StoredRecord, Suppression};
 
 /// After this many whole-call failures in a row (each already retried by
 /// the destination), the destination is taken to be down and the run stops.
@@ -42,15 +47,53 @@ pub const CALL_REJECTED: &str = "call_rejected";
 type ByKey<'a, T> = std::collections::HashMap<&'a str, &'a T, foldhash::fast::RandomState>;
 
 /// The error for records of a call the destination answered without an
-/// outcome: not a success. Their rows count as failed and the next run
-/// sends them again.
-fn no_outcome(missing: usize, total: usize) -> Error {
-    Error::new(
-        ErrorClass::Transient,
-        format!(
-            "the destination returned no outcome for {missing} of the {total} records of a call"
-        ),
-    )
+/// outcome, or asked to send again later: not a success. Their rows count
+/// as failed and the next run sends them again.
+fn unfinished(missing: usize, later: Option<(usize, &Rejection)>, total: usize) -> Option<Error> {
+    let mut parts = Vec::new();
+    if missing > 0 {
+        parts.push(format!(
+            "returned no outcome for {missing} of the {total} records of a call"
+        ));
+    }
+    if let Some((n, r)) = later {
+        parts.push(format!(
+            "asked to send {n} of the {total} records of a call again later ({}: {})",
+            r.code, r.message
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        Error::new(
+            ErrorClass::Transient,
+            format!("the destination {}", parts.join(", and ")),
+        )
+    })
+}
+
+/// Per-record tally of a call's outcomes the run cannot count as done.
+#[derive(Default)]
+struct Unfinished {
+    missing: usize,
+    later: usize,
+    /// The first "retry later" refusal, for the message.
+    first_later: Option<Rejection>,
+}
+
+impl Unfinished {
+    fn later(&mut self, r: &Rejection) {
+        self.later += 1;
+        if self.first_later.is_none() {
+            self.first_later = Some(r.clone());
+        }
+    }
+
+    fn error(&self, total: usize) -> Option<Error> {
+        unfinished(
+            self.missing,
+            self.first_later.as_ref().map(|r| (self.later, r)),
+            total,
+        )
+    }
 }
 
 async fn backoff(attempt: usize) {
@@ -89,7 +132,7 @@ pub(crate) struct Executor<'a> {
     pub list: &'a ListId,
     pub destination: Arc<dyn Destination>,
     pub store: &'a StateStore,
-    pub batch_size: usize,
+    pub limits: &'a Limits,
     pub concurrency: usize,
     pub cancel: &'a CancellationToken,
     pub observer: Option<&'a dyn RunObserver>,
@@ -117,8 +160,11 @@ enum Work {
         batch: Vec<u32>,
         result: Result<Vec<RecordOutcome>>,
     },
-    Add {
-        batch: Vec<(u32, MemberId)>,
+    /// Adds, and removals with them where the destination takes both in
+    /// one call.
+    Change {
+        adds: Vec<(u32, MemberId)>,
+        removes: Vec<Member>,
         result: Result<Vec<MemberOutcome>>,
     },
     Remove {
@@ -130,7 +176,12 @@ enum Work {
 impl Executor<'_> {
     pub(crate) async fn run(&mut self, plan: &mut SegmentPlan) -> ExecOutcome {
         let mut out = ExecOutcome::default();
-        let batch = self.batch_size.max(1);
+        let (upsert_batch, add_batch, remove_batch) = (
+            self.limits.upsert_batch.max(1),
+            self.limits.add_batch.max(1),
+            self.limits.remove_batch.max(1),
+        );
+        let together = self.limits.adds_with_removes;
         let mut upserts = std::mem::take(&mut plan.to_upsert).into_iter();
         let mut add_queue: Vec<(u32, MemberId)> = std::mem::take(&mut plan.to_add_known);
         let mut removes = std::mem::take(&mut plan.to_remove).into_iter();
@@ -149,13 +200,18 @@ impl Executor<'_> {
             }
             while !stopping && in_flight.len() < self.concurrency {
                 let upserts_done = !upserts_left && upserts_in_flight == 0;
-                if add_queue.len() >= batch || (upserts_done && !add_queue.is_empty()) {
-                    let n = add_queue.len().min(batch);
-                    let items: Vec<(u32, MemberId)> = add_queue.drain(..n).collect();
-                    in_flight.push(self.add_call(plan, items, 0));
+                if add_queue.len() >= add_batch || (upserts_done && !add_queue.is_empty()) {
+                    let n = add_queue.len().min(add_batch);
+                    let adds: Vec<(u32, MemberId)> = add_queue.drain(..n).collect();
+                    let removes: Vec<Member> = if together {
+                        removes.by_ref().take(remove_batch).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    in_flight.push(self.change_call(plan, adds, removes, 0));
                     adds_in_flight += 1;
                 } else if upserts_left {
-                    let items: Vec<u32> = upserts.by_ref().take(batch).collect();
+                    let items: Vec<u32> = upserts.by_ref().take(upsert_batch).collect();
                     upserts_left = !upserts.as_slice().is_empty();
                     if items.is_empty() {
                         continue;
@@ -163,7 +219,7 @@ impl Executor<'_> {
                     in_flight.push(self.upsert_call(plan, items, 0));
                     upserts_in_flight += 1;
                 } else if upserts_done && adds_in_flight == 0 && !removes.as_slice().is_empty() {
-                    let items: Vec<Member> = removes.by_ref().take(batch).collect();
+                    let items: Vec<Member> = removes.by_ref().take(remove_batch).collect();
                     in_flight.push(self.remove_call(items, 0));
                 } else {
                     break;
@@ -201,10 +257,14 @@ impl Executor<'_> {
                     let r = self.on_upsert(plan, batch, result, &mut add_queue);
                     (CallKind::Upsert, n, r)
                 }
-                Work::Add { batch, result } => {
+                Work::Change {
+                    adds,
+                    removes,
+                    result,
+                } => {
                     adds_in_flight -= 1;
-                    let n = batch.len();
-                    let r = self.on_add(plan, batch, result, &mut out);
+                    let n = adds.len() + removes.len();
+                    let r = self.on_change(plan, &adds, &removes, result, &mut out);
                     (CallKind::Add, n, r)
                 }
                 Work::Remove { batch, result } => {
@@ -276,7 +336,7 @@ impl Executor<'_> {
     fn again(&self, plan: &SegmentPlan, done: Done, stopping: bool) -> Next {
         let error = match &done.work {
             Work::Upsert { result: Err(e), .. }
-            | Work::Add { result: Err(e), .. }
+            | Work::Change { result: Err(e), .. }
             | Work::Remove { result: Err(e), .. } => e,
             _ => return Next::Record(done),
         };
@@ -291,13 +351,16 @@ impl Executor<'_> {
             "a call failed; making it again after a pause");
         Next::Again(match done.work {
             Work::Upsert { batch, .. } => self.upsert_call(plan, batch, attempt),
-            Work::Add { batch, .. } => self.add_call(plan, batch, attempt),
+            Work::Change { adds, removes, .. } => self.change_call(plan, adds, removes, attempt),
             Work::Remove { batch, .. } => self.remove_call(batch, attempt),
         })
     }
 
     fn upsert_call(&self, plan: &SegmentPlan, batch: Vec<u32>, attempt: usize) -> Call {
-        let records: Vec<Record> = batch.iter().map(|&i| plan.index.record(i)).collect();
+        let records = Records::new(
+            Arc::clone(plan.index.fields()),
+            batch.iter().map(|&i| plan.index.record(i)).collect(),
+        );
         let dest = Arc::clone(&self.destination);
         Box::pin(async move {
             backoff(attempt).await;
@@ -309,8 +372,14 @@ impl Executor<'_> {
         })
     }
 
-    fn add_call(&self, plan: &SegmentPlan, batch: Vec<(u32, MemberId)>, attempt: usize) -> Call {
-        let members: Vec<Member> = batch
+    fn change_call(
+        &self,
+        plan: &SegmentPlan,
+        adds: Vec<(u32, MemberId)>,
+        removes: Vec<Member>,
+        attempt: usize,
+    ) -> Call {
+        let members: Vec<Member> = adds
             .iter()
             .map(|(i, id)| Member {
                 key: RecordKey::new(plan.index.key(*i)),
@@ -321,10 +390,18 @@ impl Executor<'_> {
         let list = self.list.clone();
         Box::pin(async move {
             backoff(attempt).await;
-            let result = dest.add_members(&list, &members).await;
+            let result = if removes.is_empty() {
+                dest.add_members(&list, &members).await
+            } else {
+                dest.change_members(&list, &members, &removes).await
+            };
             Done {
                 attempt,
-                work: Work::Add { batch, result },
+                work: Work::Change {
+                    adds,
+                    removes,
+                    result,
+                },
             }
         })
     }
@@ -394,7 +471,7 @@ impl Executor<'_> {
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
-        let mut missing = 0;
+        let mut unfinished = Unfinished::default();
         for &i in &batch {
             let key = plan.index.key(i);
             match by_key.get(key).map(|o| &o.result) {
@@ -407,13 +484,12 @@ impl Executor<'_> {
                     confirmed.push((i, id.clone()));
                 }
                 Some(Err(rejection)) => {
-                    plan.index.entry_mut(i).flags |= flag::REJECTED;
-                    if let Err(e) = self.reject(plan, i, &rejection.code, &rejection.message) {
+                    if let Err(e) = self.refused(plan, i, rejection, &mut cp, &mut unfinished) {
                         return Some(e);
                     }
                 }
                 None => {
-                    missing += 1;
+                    unfinished.missing += 1;
                     plan.index.entry_mut(i).flags |= flag::FAILED;
                 }
             }
@@ -434,29 +510,69 @@ impl Executor<'_> {
                 add_queue.push((i, id));
             }
         }
-        (missing > 0).then(|| no_outcome(missing, batch.len()))
+        unfinished.error(batch.len())
     }
 
-    fn on_add(
+    /// Entry `i`'s record or membership refused: rejected with its reason
+    /// (and, refused for good, kept as a suppression in `cp`), or, to be
+    /// tried later, failed.
+    fn refused(
         &mut self,
         plan: &mut SegmentPlan,
-        batch: Vec<(u32, MemberId)>,
+        i: u32,
+        rejection: &Rejection,
+        cp: &mut Checkpoint,
+        unfinished: &mut Unfinished,
+    ) -> Result<()> {
+        match rejection.refusal {
+            Refusal::RetryLater => {
+                plan.index.entry_mut(i).flags |= flag::FAILED;
+                unfinished.later(rejection);
+                Ok(())
+            }
+            refusal => {
+                if refusal == Refusal::ForGood {
+                    cp.suppress.push(Suppression {
+                        key: plan.index.key(i).to_string(),
+                        code: rejection.code.clone(),
+                        message: rejection.message.clone(),
+                    });
+                }
+                plan.index.entry_mut(i).flags |= flag::REJECTED;
+                self.reject(plan, i, &rejection.code, &rejection.message)
+            }
+        }
+    }
+
+    /// Record an add call's outcomes (with the removals it carried); returns
+    /// the error of a failed call.
+    fn on_change(
+        &mut self,
+        plan: &mut SegmentPlan,
+        adds: &[(u32, MemberId)],
+        removes: &[Member],
         result: Result<Vec<MemberOutcome>>,
         out: &mut ExecOutcome,
     ) -> Option<Error> {
         let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
-                let rows: Vec<u32> = batch.iter().map(|(i, _)| *i).collect();
-                return Some(self.call_failed(plan, &rows, &e).unwrap_or(e));
+                let rows: Vec<u32> = adds.iter().map(|(i, _)| *i).collect();
+                if let Some(w) = self.call_failed(plan, &rows, &e) {
+                    return Some(w);
+                }
+                if let Some(w) = self.removals_failed(removes, &e) {
+                    return Some(w);
+                }
+                return Some(e);
             }
         };
         let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
         let mut confirmed = Vec::new();
-        let mut missing = 0;
-        for (i, id) in &batch {
+        let mut unfinished = Unfinished::default();
+        for (i, id) in adds {
             let key = plan.index.key(*i);
             match by_key.get(key).map(|o| &o.result) {
                 Some(Ok(())) => {
@@ -466,7 +582,7 @@ impl Executor<'_> {
                     });
                     confirmed.push(*i);
                 }
-                Some(Err(rejection)) => {
+                Some(Err(rejection)) if rejection.refusal == Refusal::Invalid => {
                     // The record may be gone from the destination (deleted by
                     // hand): forget it so the next run upserts it again.
                     cp.forget_records.push(key.to_string());
@@ -475,12 +591,21 @@ impl Executor<'_> {
                         return Some(e);
                     }
                 }
+                Some(Err(rejection)) => {
+                    if let Err(e) = self.refused(plan, *i, rejection, &mut cp, &mut unfinished) {
+                        return Some(e);
+                    }
+                }
                 None => {
-                    missing += 1;
+                    unfinished.missing += 1;
                     plan.index.entry_mut(*i).flags |= flag::FAILED;
                 }
             }
         }
+        let removed = match self.removals(removes, &by_key, &mut cp, &mut unfinished) {
+            Ok(n) => n,
+            Err(e) => return Some(e),
+        };
         if let Err(e) = self
             .store
             .checkpoint(self.destination_name, &self.list.0, &cp)
@@ -491,10 +616,11 @@ impl Executor<'_> {
             return Some(e);
         }
         out.added += confirmed.len() as u64;
+        out.removed += removed;
         for i in confirmed {
             plan.index.entry_mut(i).flags |= flag::ADDED;
         }
-        (missing > 0).then(|| no_outcome(missing, batch.len()))
+        unfinished.error(adds.len() + removes.len())
     }
 
     fn on_remove(
@@ -505,58 +631,80 @@ impl Executor<'_> {
     ) -> Option<Error> {
         let outcomes = match result {
             Ok(o) => o,
-            Err(e) => {
-                // A member whose removal failed stays in the state store,
-                // so the next run removes it again; a refused one is
-                // reported.
-                if e.class().reaction() == Reaction::Reject {
-                    for m in &batch {
-                        if let Err(w) = self.rejects.write(RejectLine {
-                            segment: self.segment,
-                            row: None,
-                            key: Some(m.key.as_str()),
-                            column: None,
-                            code: CALL_REJECTED,
-                            message: e.message(),
-                            place: None,
-                        }) {
-                            return Some(w);
-                        }
-                    }
-                }
-                return Some(e);
-            }
+            Err(e) => return Some(self.removals_failed(&batch, &e).unwrap_or(e)),
         };
         let by_key: ByKey<'_, MemberOutcome> =
             outcomes.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut cp = Checkpoint::default();
-        let mut missing = 0;
-        for m in &batch {
-            match by_key.get(m.key.as_str()).map(|o| &o.result) {
-                Some(Ok(())) => cp.remove_members.push(m.key.as_str().to_string()),
-                Some(Err(rejection)) => {
-                    if let Err(e) = self.rejects.write(RejectLine {
-                        segment: self.segment,
-                        row: None,
-                        key: Some(m.key.as_str()),
-                        column: None,
-                        code: &rejection.code,
-                        message: &rejection.message,
-                        place: None,
-                    }) {
-                        return Some(e);
-                    }
-                }
-                None => missing += 1,
-            }
-        }
+        let mut unfinished = Unfinished::default();
+        let removed = match self.removals(&batch, &by_key, &mut cp, &mut unfinished) {
+            Ok(n) => n,
+            Err(e) => return Some(e),
+        };
         if let Err(e) = self
             .store
             .checkpoint(self.destination_name, &self.list.0, &cp)
         {
             return Some(e);
         }
-        out.removed += cp.remove_members.len() as u64;
-        (missing > 0).then(|| no_outcome(missing, batch.len()))
+        out.removed += removed;
+        unfinished.error(batch.len())
+    }
+
+    /// The outcomes of removals: confirmed ones go into `cp`; a refused one
+    /// is reported and stays in the state store, so the next run removes it
+    /// again. Returns how many were confirmed.
+    fn removals(
+        &mut self,
+        batch: &[Member],
+        by_key: &ByKey<'_, MemberOutcome>,
+        cp: &mut Checkpoint,
+        unfinished: &mut Unfinished,
+    ) -> Result<u64> {
+        let mut removed = 0;
+        for m in batch {
+            match by_key.get(m.key.as_str()).map(|o| &o.result) {
+                Some(Ok(())) => {
+                    cp.remove_members.push(m.key.as_str().to_string());
+                    removed += 1;
+                }
+                Some(Err(rejection)) if rejection.refusal == Refusal::RetryLater => {
+                    unfinished.later(rejection);
+                }
+                Some(Err(rejection)) => self.rejects.write(RejectLine {
+                    segment: self.segment,
+                    row: None,
+                    key: Some(m.key.as_str()),
+                    column: None,
+                    code: &rejection.code,
+                    message: &rejection.message,
+                    place: None,
+                })?,
+                None => unfinished.missing += 1,
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removals of a call that failed as a whole stay in the state store,
+    /// so the next run removes them again; refused ones are reported.
+    fn removals_failed(&mut self, batch: &[Member], e: &Error) -> Option<Error> {
+        if e.class().reaction() != Reaction::Reject {
+            return None;
+        }
+        for m in batch {
+            if let Err(w) = self.rejects.write(RejectLine {
+                segment: self.segment,
+                row: None,
+                key: Some(m.key.as_str()),
+                column: None,
+                code: CALL_REJECTED,
+                message: e.message(),
+                place: None,
+            }) {
+                return Some(w);
+            }
+        }
+        None
     }
 }

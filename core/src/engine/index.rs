@@ -1,7 +1,7 @@
 //! The compact in-memory form of a planned segment.
 //!
 //! A million profiles must not sit in memory as owned [`Record`]s (a
-//! `BTreeMap` of `String` field names per row costs around half a kilobyte).
+//! `Vec` of owned values per row, each text its own allocation).
 //! Here each valid, deduplicated row is one fixed-size [`Entry`] (40 bytes);
 //! its key and its encoded field values live side by side in a chunked byte
 //! arena, and a hash table of entry numbers finds a key without storing it
@@ -10,8 +10,8 @@
 //! alone): the 1M benchmark profiles took 131 MB here. [`Record`]s
 //! are built back only for the batch being sent.
 
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -127,8 +127,12 @@ pub(crate) struct SegmentIndex {
     table: HashTable<u32>,
     hasher: RandomState,
     data: Arena,
-    /// Destination field names, interned; payloads refer to them by number.
-    fields: Vec<String>,
+    /// Destination field names, in the order of every record's values;
+    /// payloads refer to them by number.
+    fields: Arc<[String]>,
+    /// Field numbers by name: the order a record's hash covers them in (the
+    /// state store's hashes have always been taken in name order).
+    hash_order: Vec<usize>,
 }
 
 /// The outcome of [`SegmentIndex::insert`].
@@ -141,13 +145,23 @@ pub(crate) enum Inserted {
 
 impl SegmentIndex {
     pub(crate) fn new(fields: &[String]) -> Self {
+        let mut hash_order: Vec<usize> = (0..fields.len()).collect();
+        hash_order.sort_by(|&a, &b| fields[a].cmp(&fields[b]));
+        // A name mapped twice is one field (the first).
+        hash_order.dedup_by(|a, b| fields[*a] == fields[*b]);
         SegmentIndex {
             entries: Vec::new(),
             table: HashTable::new(),
             hasher: RandomState::default(),
             data: Arena::default(),
-            fields: fields.to_vec(),
+            fields: fields.into(),
+            hash_order,
         }
+    }
+
+    /// The field names of every record, in order.
+    pub(crate) fn fields(&self) -> &Arc<[String]> {
+        &self.fields
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -200,7 +214,7 @@ impl SegmentIndex {
         }
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(key.as_bytes());
-        let hash = encode(&mut self.fields, record, &mut buf);
+        let hash = encode(&self.fields, &self.hash_order, record, &mut buf);
         let data = self.data.push(&buf);
         let i = self.entries.len() as u32;
         self.entries.push(Entry {
@@ -224,7 +238,7 @@ impl SegmentIndex {
         let fields = self.entries[i as usize].split(&self.data).1;
         Record {
             key: RecordKey::new(key),
-            fields: decode(&self.fields, key, fields),
+            values: decode(self.fields.len(), key, fields),
         }
     }
 }
@@ -266,20 +280,16 @@ fn take_varint(b: &mut &[u8]) -> u64 {
     v
 }
 
-/// Append a record's fields to `out` as `(field number, tag, value)*` (the
+/// Append a record's values to `out` as `(field number, tag, value)*` (the
 /// number and a text's length as varints) and return the hash of its field
-/// names and values. The hash covers names, so a changed mapping resends
-/// every record.
-fn encode(fields: &mut Vec<String>, record: &Record, out: &mut Vec<u8>) -> FieldsHash {
+/// names and values, taken in name order (`order`). The hash covers names,
+/// so a changed mapping resends every record.
+fn encode(fields: &[String], order: &[usize], record: &Record, out: &mut Vec<u8>) -> FieldsHash {
     let mut hasher = Sha256::new();
     let key = record.key.as_str();
-    for (name, value) in &record.fields {
-        let n = match fields.iter().position(|f| f == name) {
-            Some(n) => n,
-            None => {
-                fields.push(name.clone());
-                fields.len() - 1
-            }
+    for &n in order {
+        let (Some(name), Some(value)) = (fields.get(n), record.values.get(n)) else {
+            continue;
         };
         put_varint(out, n as u64);
         hasher.update((name.len() as u32).to_le_bytes());
@@ -327,7 +337,9 @@ fn encode(fields: &mut Vec<String>, record: &Record, out: &mut Vec<u8>) -> Field
     h
 }
 
-fn decode(fields: &[String], key: &str, mut bytes: &[u8]) -> BTreeMap<String, FieldValue> {
+/// The values of `fields` fields from their encoded form (a field not in it
+/// is null).
+fn decode(fields: usize, key: &str, mut bytes: &[u8]) -> Vec<FieldValue> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> &'a [u8] {
         let n = n.min(b.len());
         let (head, tail) = b.split_at(n);
@@ -337,7 +349,7 @@ fn decode(fields: &[String], key: &str, mut bytes: &[u8]) -> BTreeMap<String, Fi
     fn take8(b: &mut &[u8]) -> [u8; 8] {
         take(b, 8).try_into().unwrap_or([0; 8])
     }
-    let mut out = BTreeMap::new();
+    let mut out = vec![FieldValue::Null; fields];
     while !bytes.is_empty() {
         let n = take_varint(&mut bytes) as usize;
         let Some((&tag, rest)) = bytes.split_first() else {
@@ -356,38 +368,47 @@ fn decode(fields: &[String], key: &str, mut bytes: &[u8]) -> BTreeMap<String, Fi
             KEY_TEXT => FieldValue::Text(key.to_string()),
             _ => FieldValue::Null,
         };
-        if let Some(name) = fields.get(n) {
-            out.insert(name.clone(), value);
+        if let Some(slot) = out.get_mut(n) {
+            *slot = value;
         }
     }
     out
 }
 
-/// The hash of a record's fields, as the state store keeps it.
+/// The hash of a record's values under `fields`, as the state store keeps
+/// it.
 #[cfg(test)]
-pub(crate) fn fields_hash(record: &Record) -> FieldsHash {
-    let mut names: Vec<String> = Vec::new();
-    encode(&mut names, record, &mut Vec::new())
+pub(crate) fn fields_hash(fields: &[String], record: &Record) -> FieldsHash {
+    let idx = SegmentIndex::new(fields);
+    encode(&idx.fields, &idx.hash_order, record, &mut Vec::new())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// An index over the names of `fields`, and the record of `key` with
+    /// their values.
+    fn indexed(key: &str, fields: &[(&str, FieldValue)]) -> (SegmentIndex, Record) {
+        let names: Vec<String> = fields.iter().map(|(n, _)| n.to_string()).collect();
+        (SegmentIndex::new(&names), record(key, fields))
+    }
+
     fn record(key: &str, fields: &[(&str, FieldValue)]) -> Record {
         Record {
             key: RecordKey::new(key),
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            values: fields.iter().map(|(_, v)| v.clone()).collect(),
         }
+    }
+
+    fn hash(key: &str, fields: &[(&str, FieldValue)]) -> FieldsHash {
+        let (idx, r) = indexed(key, fields);
+        fields_hash(&idx.fields, &r)
     }
 
     #[test]
     fn records_round_trip_through_the_arena() {
-        let mut idx = SegmentIndex::new(&["email".into(), "firstName".into()]);
-        let r = record(
+        let (mut idx, r) = indexed(
             "a@x.com",
             &[
                 ("email", FieldValue::Text("A@x.com".into())),
@@ -403,7 +424,7 @@ mod tests {
         };
         assert_eq!(idx.record(i), r);
         assert_eq!(idx.entry(i).row(), 3);
-        assert_eq!(idx.entry(i).hash, fields_hash(&r));
+        assert_eq!(idx.entry(i).hash, fields_hash(&idx.fields, &r));
         assert_eq!(idx.key(i), "a@x.com");
     }
 
@@ -415,8 +436,7 @@ mod tests {
 
     #[test]
     fn first_row_wins_on_a_duplicate_key() {
-        let mut idx = SegmentIndex::new(&[]);
-        let a = record("k", &[("f", FieldValue::Int(1))]);
+        let (mut idx, a) = indexed("k", &[("f", FieldValue::Int(1))]);
         let b = record("k", &[("f", FieldValue::Int(2))]);
         assert_eq!(idx.insert(0, &a), Inserted::New(0));
         assert_eq!(idx.insert(1, &b), Inserted::Duplicate(0));
@@ -428,42 +448,45 @@ mod tests {
 
     #[test]
     fn hash_changes_with_any_value_or_name() {
-        let base = record("k", &[("a", FieldValue::Text("x".into()))]);
-        let other_value = record("k", &[("a", FieldValue::Text("y".into()))]);
-        let other_name = record("k", &[("b", FieldValue::Text("x".into()))]);
-        let other_type = record("k", &[("a", FieldValue::Null)]);
-        let h = fields_hash(&base);
-        assert_ne!(h, fields_hash(&other_value));
-        assert_ne!(h, fields_hash(&other_name));
-        assert_ne!(h, fields_hash(&other_type));
-        assert_eq!(h, fields_hash(&base.clone()));
+        let h = hash("k", &[("a", FieldValue::Text("x".into()))]);
+        assert_ne!(h, hash("k", &[("a", FieldValue::Text("y".into()))]));
+        assert_ne!(h, hash("k", &[("b", FieldValue::Text("x".into()))]));
+        assert_ne!(h, hash("k", &[("a", FieldValue::Null)]));
+        assert_eq!(h, hash("k", &[("a", FieldValue::Text("x".into()))]));
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_the_order_of_the_fields() {
+        let a = [("a", FieldValue::Int(1)), ("b", FieldValue::Int(2))];
+        let b = [("b", FieldValue::Int(2)), ("a", FieldValue::Int(1))];
+        assert_eq!(hash("k", &a), hash("k", &b));
     }
 
     /// The hash is stored in the state store: a change would resend every
     /// record of every destination once after an upgrade. Pinned.
     #[test]
     fn the_fields_hash_is_stable_across_versions() {
-        let r = record(
-            "a@x.com",
-            &[
-                ("email", FieldValue::Text("a@x.com".into())),
-                ("firstName", FieldValue::Text("Åsa".into())),
-                ("score", FieldValue::Int(-7)),
-                ("ratio", FieldValue::Float(0.25)),
-                ("vip", FieldValue::Bool(true)),
-                ("off", FieldValue::Bool(false)),
-                ("gone", FieldValue::Null),
-            ],
-        );
-        let hex: String = fields_hash(&r).iter().map(|b| format!("{b:02x}")).collect();
+        let fields = [
+            ("email", FieldValue::Text("a@x.com".into())),
+            ("firstName", FieldValue::Text("Åsa".into())),
+            ("score", FieldValue::Int(-7)),
+            ("ratio", FieldValue::Float(0.25)),
+            ("vip", FieldValue::Bool(true)),
+            ("off", FieldValue::Bool(false)),
+            ("gone", FieldValue::Null),
+        ];
+        let hex: String = hash("a@x.com", &fields)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex, "dde03819a90f7972308a038f5f6b9a11");
         // The lookup value, stored as a reference to the key, comes back.
-        let mut idx = SegmentIndex::new(&[]);
+        let (mut idx, r) = indexed("a@x.com", &fields);
         let Inserted::New(i) = idx.insert(u64::from(u32::MAX), &r) else {
             panic!("new key")
         };
         assert_eq!(idx.record(i), r);
-        assert_eq!(idx.entry(i).hash, fields_hash(&r));
+        assert_eq!(idx.entry(i).hash, fields_hash(&idx.fields, &r));
         assert_eq!(idx.entry(i).row(), u64::from(u32::MAX));
     }
 

@@ -43,7 +43,6 @@ use crate::source::{SegmentQuery, SegmentSource};
 use crate::state::{LockHolder, StateStore};
 
 pub use lease::{LockRequest, WhenLocked};
-pub use plan::estimate_calls;
 pub use rejects::{DUPLICATE_KEY, REJECTS_HEADER};
 pub use report::{MassRemoval, RunError, RunReport, RunStatus, SegmentReport, TableReport};
 pub use run::{run_exclusive, run_target};
@@ -115,7 +114,7 @@ pub enum RunEvent<'a> {
     },
     SegmentStarted {
         segment: &'a str,
-        list: &'a str,
+        target: &'a crate::settings::ExportTarget,
     },
     /// Rows read so far from the segment's source.
     RowsRead {
@@ -238,18 +237,15 @@ impl Target {
         let ctx = BuildContext {
             base_dir: config.base_dir.clone(),
         };
-        let specs: Vec<ExportSpec> = settings
-            .resolved_exports()
-            .into_iter()
+        let all = dest.exports();
+        let specs: Vec<ExportSpec> = all
+            .iter()
             .filter(|e| segment.is_none_or(|s| s == e.segment))
+            .cloned()
             .collect();
         if let Some(s) = segment {
             if specs.is_empty() {
-                let known: Vec<&str> = settings
-                    .exports
-                    .iter()
-                    .map(|e| e.segment.as_str())
-                    .collect();
+                let known: Vec<&str> = all.iter().map(|e| e.segment.as_str()).collect();
                 return Err(Error::config(vec![ConfigError::new(
                     format!("destinations.{name}.exports"),
                     format!("destination `{name}` has no export of segment `{s}`"),

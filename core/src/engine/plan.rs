@@ -12,8 +12,9 @@ use super::index::{flag, Inserted, SegmentIndex, MAX_ROWS};
 use super::rejects::{RejectLine, RejectsFile, DUPLICATE_KEY};
 use super::unreadable::UnreadableTally;
 use super::{RunEvent, RunObserver, TargetExport};
-use crate::destination::Destination;
+use crate::destination::{Destination, Limits};
 use crate::error::{Error, ErrorClass, Result};
+use crate::identity::KeyRule;
 use crate::mapping::FieldMapping;
 use crate::record::{FieldValue, Member, MemberId, RecordKey};
 use crate::settings::Mode;
@@ -49,6 +50,9 @@ pub(crate) struct SegmentPlan {
     /// Records whose fields differ from those an earlier export of this run
     /// holds for the same key; the earlier export's fields stand.
     pub conflicts: u64,
+    /// Rows whose key the destination refused for good on an earlier run
+    /// (rejected without a call; flagged in the index).
+    pub suppressed: u64,
 }
 
 impl SegmentPlan {
@@ -61,27 +65,22 @@ impl SegmentPlan {
     }
 
     /// Calls the plan needs if every record is accepted: the floor.
-    pub(crate) fn estimated_calls(&self, batch_size: usize) -> u64 {
-        estimate_calls(
+    pub(crate) fn estimated_calls(&self, limits: &Limits) -> u64 {
+        limits.estimate_calls(
             self.to_upsert.len() as u64,
             self.to_add_count(),
             self.to_remove.len() as u64,
-            batch_size,
         )
     }
-}
-
-/// Calls to upsert, add and remove the given numbers of records at
-/// `batch_size` a call.
-pub fn estimate_calls(upserts: u64, adds: u64, removes: u64, batch_size: usize) -> u64 {
-    let b = batch_size.max(1) as u64;
-    upserts.div_ceil(b) + adds.div_ceil(b) + removes.div_ceil(b)
 }
 
 /// Inputs of planning that do not change between exports of one run.
 pub(crate) struct PlanContext<'a> {
     pub destination_name: &'a str,
     pub destination: &'a dyn Destination,
+    /// The destination's rule for keys (the mapping's): held rows' keys
+    /// and keys read back are normalised by it.
+    pub key_rule: &'a dyn KeyRule,
     pub store: &'a StateStore,
     pub max_profiles: u64,
     pub full: bool,
@@ -111,6 +110,7 @@ pub(crate) async fn plan_segment(
 ) -> Result<Option<SegmentPlan>> {
     let segment = export.spec.segment.as_str();
     let lookup_field = cx.destination.lookup_field().to_string();
+    let lookup_at = mapper.fields().iter().position(|f| *f == lookup_field);
     let mut plan = SegmentPlan {
         index: SegmentIndex::new(mapper.fields()),
         read: 0,
@@ -124,8 +124,9 @@ pub(crate) async fn plan_segment(
         calls: 0,
         held: 0,
         conflicts: 0,
+        suppressed: 0,
     };
-    let list = export.spec.list.0.as_str();
+    let list = export.spec.list().0.as_str();
     let mirror = export.spec.mode == Mode::Mirror;
     // Keys of rows the source could not read: in mirror mode their members
     // stay in the list for this run.
@@ -147,7 +148,7 @@ pub(crate) async fn plan_segment(
                     write_unreadable(rejects, segment, lookup_column, &row)?;
                 }
                 if mirror {
-                    if let Some(k) = key.and_then(|k| crate::mapping::normalise_email(k).ok()) {
+                    if let Some(k) = key.and_then(|k| cx.key_rule.normalise(k).ok()) {
                         held.insert(k);
                     }
                 }
@@ -188,7 +189,7 @@ pub(crate) async fn plan_segment(
             if let Inserted::Duplicate(first) = plan.index.insert(*row, record) {
                 plan.rejected += 1;
                 let first_row = plan.index.entry(first).row();
-                let raw = match record.fields.get(&lookup_field) {
+                let raw = match lookup_at.and_then(|at| record.values.get(at)) {
                     Some(FieldValue::Text(s)) => Some(s.as_str()),
                     _ => None,
                 };
@@ -224,11 +225,43 @@ pub(crate) async fn plan_segment(
         "segment read"
     );
 
+    // Keys the destination refused for good are never sent to it again:
+    // each is a rejected row, with the destination's reason.
+    {
+        let index = &plan.index;
+        let mut found: Vec<(u32, String, String)> = Vec::new();
+        cx.store
+            .for_each_suppression(cx.destination_name, |key, code, message, since| {
+                if let Some(i) = index.find(key) {
+                    found.push((
+                        i,
+                        code.to_string(),
+                        format!(
+                            "{message} (refused for good on {since}; audex does not send it again)"
+                        ),
+                    ));
+                }
+            })?;
+        for (i, code, message) in found {
+            plan.index.entry_mut(i).flags |= flag::REJECTED;
+            plan.suppressed += 1;
+            rejects.write(RejectLine {
+                segment,
+                row: Some(plan.index.entry(i).row()),
+                key: Some(plan.index.key(i)),
+                column: None,
+                code: &code,
+                message: &message,
+                place: None,
+            })?;
+        }
+    }
+
     // Which keys the list holds: what the destination reports (reconcile),
     // or what it confirmed to us before.
     if cx.reconcile {
         let mut remote = Vec::new();
-        let mut pages = cx.destination.read_members(&export.spec.list);
+        let mut pages = cx.destination.read_members(export.spec.list());
         while let Some(page) = pages.next().await {
             plan.calls += 1;
             remote.extend(page?);
@@ -254,7 +287,9 @@ pub(crate) async fn plan_segment(
                 Some(k) => Some(k.as_str().to_string()),
                 None => known.remove(&m.id.0),
             };
-            let found = key.as_deref().and_then(|k| find_key(&plan.index, k));
+            let found = key
+                .as_deref()
+                .and_then(|k| find_key(&plan.index, cx.key_rule, k));
             if let Some(i) = found {
                 plan.index.entry_mut(i).flags |= flag::IN_LIST;
                 confirmed.push(MemberRow {
@@ -327,6 +362,9 @@ pub(crate) async fn plan_segment(
             .for_each_record(cx.destination_name, |key, id, hash| {
                 let Some(i) = index.find(key) else { return };
                 let e = index.entry_mut(i);
+                if e.has(flag::REJECTED) {
+                    return;
+                }
                 e.flags |= flag::HAS_RECORD;
                 let earlier = claimed.and_then(|c| c.get(key));
                 if let Some(earlier) = earlier {
@@ -342,11 +380,28 @@ pub(crate) async fn plan_segment(
             })?;
     }
     for e in plan.index.entries_mut() {
+        if e.has(flag::REJECTED) {
+            continue;
+        }
         if !e.has(flag::HAS_RECORD) {
             e.flags |= flag::NEEDS_UPSERT;
         }
         if cx.full || !e.has(flag::IN_LIST) {
             e.flags |= flag::NEEDS_ADD;
+        }
+    }
+    // A destination whose members join without a record first: nothing to
+    // upsert, and a member's id is its key.
+    if !cx.destination.capabilities().records_must_exist {
+        for i in 0..plan.index.len() as u32 {
+            let e = plan.index.entry_mut(i);
+            let waiting =
+                e.has(flag::NEEDS_ADD) && (!e.has(flag::HAS_RECORD) || e.has(flag::NEEDS_UPSERT));
+            e.flags &= !flag::NEEDS_UPSERT;
+            if waiting {
+                let id = MemberId(plan.index.key(i).to_string());
+                plan.to_add_known.push((i, id));
+            }
         }
     }
     // A dry run wrote no records for the earlier exports: what they hold
@@ -390,10 +445,10 @@ fn write_unreadable(
 }
 
 /// Look a key up as given, then as the mapping normalises lookup values
-/// (the same function), for destinations that report keys as stored.
-fn find_key(index: &SegmentIndex, key: &str) -> Option<u32> {
+/// (the same rule), for destinations that report keys as stored.
+fn find_key(index: &SegmentIndex, rule: &dyn KeyRule, key: &str) -> Option<u32> {
     index.find(key).or_else(|| {
-        let norm = crate::mapping::normalise_email(key).ok()?;
+        let norm = rule.normalise(key).ok()?;
         (norm != key).then(|| index.find(&norm)).flatten()
     })
 }

@@ -35,10 +35,11 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::error::ErrorClass;
 use crate::record::ListId;
+use crate::settings::ExportTarget;
 use crate::settings::Mode;
 
 /// How a run ended.
@@ -125,12 +126,20 @@ impl MassRemoval {
     }
 }
 
-/// Counts of one export (segment -> list) within a run.
+/// Counts of one export (segment -> target) within a run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SegmentReport {
     pub segment: String,
-    #[serde(serialize_with = "list_id_as_number")]
-    pub list_id: ListId,
+    /// Where the export goes, as the destination names it:
+    /// `{"list_id": 1001}` (Marketo), `{"tag": "VIP"}` (Mailchimp).
+    pub target: serde_json::Map<String, serde_json::Value>,
+    /// The target's `list_id`, when it has one (Marketo's reports have
+    /// always carried it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<serde_json::Value>,
+    /// The target's key in the state store (not in the JSON report).
+    #[serde(skip)]
+    pub list: ListId,
     pub mode: Mode,
     pub read: u64,
     pub rejected: u64,
@@ -153,10 +162,23 @@ pub struct SegmentReport {
 }
 
 impl SegmentReport {
-    pub fn new(segment: impl Into<String>, list_id: ListId, mode: Mode) -> Self {
+    pub fn new(segment: impl Into<String>, target: &ExportTarget, mode: Mode) -> Self {
+        SegmentReport::with_target(segment, target.label.clone(), target.list.clone(), mode)
+    }
+
+    /// A report of an export to `list`, labelled `target` (a run read back
+    /// from the history has no [`ExportTarget`]).
+    pub fn with_target(
+        segment: impl Into<String>,
+        target: serde_json::Map<String, serde_json::Value>,
+        list: ListId,
+        mode: Mode,
+    ) -> Self {
         SegmentReport {
             segment: segment.into(),
-            list_id,
+            list_id: target.get("list_id").cloned(),
+            target,
+            list,
             mode,
             read: 0,
             rejected: 0,
@@ -223,14 +245,5 @@ pub struct RunReport {
 impl RunReport {
     pub fn error_class(&self) -> Option<ErrorClass> {
         self.error.as_ref().map(|e| e.class)
-    }
-}
-
-/// Marketo list ids are integers and users write them as such; print them
-/// as numbers when they are, as strings otherwise.
-fn list_id_as_number<S: Serializer>(id: &ListId, s: S) -> Result<S::Ok, S::Error> {
-    match id.0.parse::<u64>() {
-        Ok(n) if n.to_string() == id.0 => s.serialize_u64(n),
-        _ => s.serialize_str(&id.0),
     }
 }

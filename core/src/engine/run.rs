@@ -125,7 +125,7 @@ async fn run_held(
         segments: target
             .exports
             .iter()
-            .map(|e| SegmentReport::new(&e.spec.segment, e.spec.list.clone(), e.spec.mode))
+            .map(|e| SegmentReport::new(&e.spec.segment, &e.spec.target, e.spec.mode))
             .collect(),
         tables: Vec::new(),
         calls_total: 0,
@@ -218,7 +218,6 @@ async fn drive(
 ) -> Result<Ending> {
     let dest = &target.destination;
     let limits = dest.limits();
-    let batch_size = limits.batch_size.max(1);
     let concurrency = limits.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
     let observer = options.observer.as_deref();
     if options.reconcile && !dest.capabilities().can_read_members {
@@ -253,13 +252,14 @@ async fn drive(
         if let Some(o) = observer {
             o.event(&RunEvent::SegmentStarted {
                 segment,
-                list: &export.spec.list.0,
+                target: &export.spec.target,
             });
         }
         let schema = export.source.schema(&export.query).await?;
         let mapper = Mapper::new(
             &target.settings.mapping,
             dest.lookup_field(),
+            dest.key_rule(),
             &fields,
             &schema,
         )
@@ -267,6 +267,7 @@ async fn drive(
         let cx = PlanContext {
             destination_name: &target.name,
             destination: dest.as_ref(),
+            key_rule: mapper.key_rule().as_ref(),
             store,
             max_profiles: target.settings.max_profiles,
             full: options.full,
@@ -296,7 +297,7 @@ async fn drive(
         seg.truncated_values = plan.truncated_values;
         seg.held = plan.held;
         seg.calls = plan.calls;
-        let estimated = plan.estimated_calls(batch_size);
+        let estimated = plan.estimated_calls(&limits);
         let to_add = plan.to_add_count();
         tracing::info!(
             segment,
@@ -314,8 +315,8 @@ async fn drive(
                 upserts: plan.to_upsert.len() as u64,
                 adds: to_add,
                 removes: plan.to_remove.len() as u64,
-                unchanged: (plan.index.len() - plan.to_upsert.len()) as u64,
-                rejected: plan.rejected,
+                unchanged: (plan.index.len() - plan.to_upsert.len()) as u64 - plan.suppressed,
+                rejected: plan.rejected + plan.suppressed,
                 estimated_calls: estimated,
             });
         }
@@ -334,23 +335,23 @@ async fn drive(
 
         let mut stop = None;
         if options.dry_run {
-            seg.rejected = plan.rejected;
+            seg.rejected = plan.rejected + plan.suppressed;
             seg.upserted = plan.to_upsert.len() as u64;
-            seg.unchanged = (plan.index.len() - plan.to_upsert.len()) as u64;
+            seg.unchanged = (plan.index.len() - plan.to_upsert.len()) as u64 - plan.suppressed;
             seg.added = to_add;
             seg.removed = plan.to_remove.len() as u64;
             seg.calls += estimated;
         } else {
             if let Some(remote) = plan.remote_members.take() {
-                store.replace_members(&target.name, &export.spec.list.0, &remote)?;
+                store.replace_members(&target.name, &export.spec.list().0, &remote)?;
             }
             let mut exec = Executor {
                 destination_name: &target.name,
                 segment,
-                list: &export.spec.list,
+                list: export.spec.list(),
                 destination: dest.clone(),
                 store,
-                batch_size,
+                limits: &limits,
                 concurrency,
                 cancel: &options.cancel,
                 observer,

@@ -19,10 +19,10 @@ use super::*;
 use crate::destination::{Capabilities, CheckResult, FieldSpec, FieldType, Limits};
 use crate::error::ErrorClass;
 use crate::record::{
-    FieldValue, ListId, Member, MemberId, MemberOutcome, Record, RecordOutcome, Rejection,
+    FieldValue, ListId, Member, MemberId, MemberOutcome, RecordOutcome, Records, Rejection,
     RemoteMember,
 };
-use crate::settings::{ExportEntry, ExportSettings, ExportSpec, ExportUser, Mode};
+use crate::settings::{ExportSettings, ExportSpec, ExportTarget, ExportUser, Mode};
 use crate::source::{unreadable, SegmentStream, SourceItem, UnreadableRow};
 
 // ---------------------------------------------------------------- fakes
@@ -108,7 +108,9 @@ struct Remote {
     next_id: u64,
     /// key -> (id, fields)
     leads: HashMap<String, (u64, BTreeMap<String, FieldValue>)>,
-    lists: HashMap<String, BTreeSet<u64>>,
+    /// list -> member ids (a lead id, or the key where members join
+    /// without a record).
+    lists: HashMap<String, BTreeSet<String>>,
     /// (kind, records) of every call, in order.
     calls: Vec<(&'static str, usize)>,
     /// Calls allowed before the quota is spent.
@@ -121,12 +123,18 @@ struct Remote {
     faults: std::collections::VecDeque<(&'static str, ErrorClass)>,
     /// Keys the destination answers no outcome for.
     omit: HashSet<String>,
+    /// Keys refused for good (a compliance state), on upsert and add.
+    for_good: HashSet<String>,
+    /// Keys whose upsert the destination asks to send again later.
+    later: HashSet<String>,
 }
 
 #[derive(Debug)]
 struct FakeDest {
     remote: Mutex<Remote>,
     limits: Limits,
+    /// Members join only after their record is upserted.
+    records_first: bool,
     latency: Duration,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -137,14 +145,18 @@ impl FakeDest {
         Self::slow(batch_size, concurrency, Duration::from_millis(5))
     }
     fn slow(batch_size: usize, concurrency: usize, latency: Duration) -> Arc<Self> {
+        Self::shaped(
+            Limits::new(batch_size).with_max_concurrency(concurrency),
+            true,
+            latency,
+        )
+    }
+    /// A destination with these limits, that needs records first or not.
+    fn shaped(limits: Limits, records_first: bool, latency: Duration) -> Arc<Self> {
         Arc::new(FakeDest {
             remote: Mutex::new(Remote::default()),
-            limits: Limits {
-                batch_size,
-                rate: None,
-                max_concurrency: Some(concurrency),
-                daily_budget: None,
-            },
+            limits,
+            records_first,
             latency,
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -152,11 +164,27 @@ impl FakeDest {
     }
     fn list(&self, list: &str) -> BTreeSet<String> {
         let r = self.remote.lock().unwrap();
-        let ids = r.lists.get(list).cloned().unwrap_or_default();
-        r.leads
+        let by_id: HashMap<String, &String> = r
+            .leads
             .iter()
-            .filter(|(_, (id, _))| ids.contains(id))
-            .map(|(k, _)| k.clone())
+            .map(|(k, (id, _))| (id.to_string(), k))
+            .collect();
+        r.lists
+            .get(list)
+            .into_iter()
+            .flatten()
+            .map(|id| by_id.get(id).map_or_else(|| id.clone(), |k| (*k).clone()))
+            .collect()
+    }
+    /// Sizes of the calls of `kind`, in order.
+    fn call_sizes(&self, kind: &str) -> Vec<usize> {
+        self.remote
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.0 == kind)
+            .map(|c| c.1)
             .collect()
     }
     fn calls(&self, kind: &str) -> usize {
@@ -175,7 +203,13 @@ impl FakeDest {
     async fn enter(&self, kind: &'static str, n: usize) -> Result<()> {
         {
             let mut r = self.remote.lock().unwrap();
-            assert!(n <= self.limits.batch_size, "batch of {n}");
+            let most = match kind {
+                "upsert" => self.limits.upsert_batch,
+                "add" => self.limits.add_batch,
+                "remove" => self.limits.remove_batch,
+                _ => self.limits.add_batch + self.limits.remove_batch,
+            };
+            assert!(n <= most, "{kind} of {n}");
             r.calls.push((kind, n));
             if r.faults.front().is_some_and(|f| f.0 == kind) {
                 let (_, class) = r.faults.pop_front().unwrap();
@@ -202,9 +236,10 @@ impl Destination for FakeDest {
         self.limits.clone()
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            records_must_exist: true,
-            can_read_members: true,
+        if self.records_first {
+            Capabilities::new()
+        } else {
+            Capabilities::new().without_records_first()
         }
     }
     fn lookup_field(&self) -> &str {
@@ -226,22 +261,31 @@ impl Destination for FakeDest {
             spec("firstName", FieldType::String),
         ])
     }
-    async fn upsert(&self, records: &[Record]) -> Result<Vec<RecordOutcome>> {
+    async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>> {
         self.enter("upsert", records.len()).await?;
         let mut r = self.remote.lock().unwrap();
         let mut out = Vec::new();
-        for rec in records {
-            let key = rec.key.as_str().to_string();
+        for rec in records.iter() {
+            let key = rec.key().as_str().to_string();
             if r.omit.contains(&key) {
                 continue;
             }
-            if r.refuse.contains(&key) {
+            let refused = if r.refuse.contains(&key) {
+                Some(Rejection::new("1003", "Invalid value"))
+            } else if r.for_good.contains(&key) {
+                Some(Rejection::for_good("compliance", "the person unsubscribed"))
+            } else if r.later.contains(&key) {
+                Some(Rejection::retry_later(
+                    "throttled",
+                    "too many changes to this record",
+                ))
+            } else {
+                None
+            };
+            if let Some(rejection) = refused {
                 out.push(RecordOutcome {
-                    key: rec.key.clone(),
-                    result: Err(Rejection {
-                        code: "1003".into(),
-                        message: "Invalid value".into(),
-                    }),
+                    key: rec.key().clone(),
+                    result: Err(rejection),
                 });
                 continue;
             }
@@ -253,9 +297,13 @@ impl Destination for FakeDest {
                     r.next_id
                 }
             };
-            r.leads.insert(key, (id, rec.fields.clone()));
+            let fields = rec
+                .fields()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            r.leads.insert(key, (id, fields));
             out.push(RecordOutcome {
-                key: rec.key.clone(),
+                key: rec.key().clone(),
                 result: Ok(MemberId(id.to_string())),
             });
         }
@@ -263,29 +311,7 @@ impl Destination for FakeDest {
     }
     async fn add_members(&self, list: &ListId, members: &[Member]) -> Result<Vec<MemberOutcome>> {
         self.enter("add", members.len()).await?;
-        let mut r = self.remote.lock().unwrap();
-        let known: HashSet<u64> = r.leads.values().map(|(id, _)| *id).collect();
-        let mut out = Vec::new();
-        for m in members {
-            if r.omit.contains(m.key.as_str()) {
-                continue;
-            }
-            let id: u64 = m.id.0.parse().unwrap();
-            let result = if known.contains(&id) {
-                r.lists.entry(list.0.clone()).or_default().insert(id);
-                Ok(())
-            } else {
-                Err(Rejection {
-                    code: "1004".into(),
-                    message: "Lead not found".into(),
-                })
-            };
-            out.push(MemberOutcome {
-                key: m.key.clone(),
-                result,
-            });
-        }
-        Ok(out)
+        Ok(self.apply(list, members, &[]))
     }
     async fn remove_members(
         &self,
@@ -293,38 +319,40 @@ impl Destination for FakeDest {
         members: &[Member],
     ) -> Result<Vec<MemberOutcome>> {
         self.enter("remove", members.len()).await?;
-        let mut r = self.remote.lock().unwrap();
-        let omit = r.omit.clone();
-        let set = r.lists.entry(list.0.clone()).or_default();
-        Ok(members
-            .iter()
-            .filter(|m| !omit.contains(m.key.as_str()))
-            .map(|m| {
-                set.remove(&m.id.0.parse().unwrap());
-                MemberOutcome {
-                    key: m.key.clone(),
-                    result: Ok(()),
-                }
-            })
-            .collect())
+        Ok(self.apply(list, &[], members))
+    }
+    async fn change_members(
+        &self,
+        list: &ListId,
+        adds: &[Member],
+        removes: &[Member],
+    ) -> Result<Vec<MemberOutcome>> {
+        assert!(self.limits.adds_with_removes, "not declared");
+        assert!(adds.len() <= self.limits.add_batch && removes.len() <= self.limits.remove_batch);
+        self.enter("change", adds.len() + removes.len()).await?;
+        Ok(self.apply(list, adds, removes))
     }
     fn read_members<'a>(&'a self, list: &'a ListId) -> BoxStream<'a, Result<Vec<RemoteMember>>> {
         let r = self.remote.lock().unwrap();
         let ids = r.lists.get(&list.0).cloned().unwrap_or_default();
-        let by_id: HashMap<u64, String> = r
+        let by_id: HashMap<String, String> = r
             .leads
             .iter()
-            .map(|(k, (id, _))| (*id, k.clone()))
+            .map(|(k, (id, _))| (id.to_string(), k.clone()))
             .collect();
         let members: Vec<RemoteMember> = ids
             .iter()
             .map(|id| RemoteMember {
                 id: MemberId(id.to_string()),
-                key: by_id.get(id).map(|k| RecordKey::new(k.clone())),
+                key: by_id
+                    .get(id)
+                    .cloned()
+                    .or_else(|| (!self.records_first).then(|| id.clone()))
+                    .map(RecordKey::new),
             })
             .collect();
         let pages: Vec<Result<Vec<RemoteMember>>> = members
-            .chunks(self.limits.batch_size)
+            .chunks(self.limits.add_batch)
             .map(|c| Ok(c.to_vec()))
             .collect();
         drop(r);
@@ -332,11 +360,52 @@ impl Destination for FakeDest {
     }
 }
 
+impl FakeDest {
+    /// Add and remove members of `list`; one outcome per member.
+    fn apply(&self, list: &ListId, adds: &[Member], removes: &[Member]) -> Vec<MemberOutcome> {
+        let mut r = self.remote.lock().unwrap();
+        let known: HashSet<String> = r.leads.values().map(|(id, _)| id.to_string()).collect();
+        let mut out = Vec::new();
+        for m in adds {
+            let key = m.key.as_str();
+            if r.omit.contains(key) {
+                continue;
+            }
+            let result = if r.for_good.contains(key) {
+                Err(Rejection::for_good("compliance", "the person unsubscribed"))
+            } else if !self.records_first || known.contains(&m.id.0) {
+                r.lists
+                    .entry(list.0.clone())
+                    .or_default()
+                    .insert(m.id.0.clone());
+                Ok(())
+            } else {
+                Err(Rejection::new("1004", "Lead not found"))
+            };
+            out.push(MemberOutcome {
+                key: m.key.clone(),
+                result,
+            });
+        }
+        for m in removes {
+            if r.omit.contains(m.key.as_str()) {
+                continue;
+            }
+            r.lists.entry(list.0.clone()).or_default().remove(&m.id.0);
+            out.push(MemberOutcome {
+                key: m.key.clone(),
+                result: Ok(()),
+            });
+        }
+        out
+    }
+}
+
 use crate::record::RecordKey;
 
 // ---------------------------------------------------------------- helpers
 
-fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
+fn settings(mode: Mode) -> ExportSettings {
     ExportSettings {
         display_name: "Fake".into(),
         data_privacy_consent: true,
@@ -345,16 +414,7 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
-        list_id: None,
         mode,
-        exports: exports
-            .iter()
-            .map(|(s, l)| ExportEntry {
-                segment: s.to_string(),
-                list_id: Some(ListId(l.to_string())),
-                mode: None,
-            })
-            .collect(),
         max_profiles: 1_000_000,
         schedule: None,
         timezone: None,
@@ -364,17 +424,18 @@ fn settings(exports: &[(&str, u64)], mode: Mode) -> ExportSettings {
 }
 
 fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode) -> Target {
-    let exports: Vec<(&str, u64)> = sources.iter().map(|(s, l, _)| (*s, *l)).collect();
-    let settings = settings(&exports, mode);
+    let settings = settings(mode);
     Target {
         name: "fake".into(),
         destination: dest.clone(),
         exports: sources
             .iter()
-            .map(|(s, l, src)| TargetExport {
+            .enumerate()
+            .map(|(position, (s, l, src))| TargetExport {
                 spec: ExportSpec {
+                    position,
                     segment: s.to_string(),
-                    list: ListId(l.to_string()),
+                    target: list_target(*l),
                     mode,
                 },
                 source_name: "fake".into(),
@@ -384,6 +445,15 @@ fn target(dest: &Arc<FakeDest>, sources: &[(&str, u64, &FakeSource)], mode: Mode
             .collect(),
         settings,
     }
+}
+
+/// A list target, as a list-based destination would resolve it.
+fn list_target(list: u64) -> ExportTarget {
+    ExportTarget::new(
+        ListId(list.to_string()),
+        serde_json::Map::from_iter([("list_id".to_string(), list.into())]),
+        format!("list {list}"),
+    )
 }
 
 struct Env {
@@ -811,8 +881,8 @@ async fn reconcile_removes_strays_and_readds_members_removed_by_hand() {
         r.leads
             .insert("stray@example.com".into(), (999, BTreeMap::new()));
         let list = r.lists.get_mut("3").unwrap();
-        list.insert(999);
-        let id = r.leads["user4@example.com"].0;
+        list.insert("999".to_string());
+        let id = r.leads["user4@example.com"].0.to_string();
         r.lists.get_mut("3").unwrap().remove(&id);
     }
     // Without reconcile the engine trusts its state: nothing to do.
@@ -952,10 +1022,19 @@ async fn a_mapping_error_fails_the_run_with_its_config_path() {
 
 #[test]
 fn estimate_rounds_each_kind_up_to_whole_batches() {
-    assert_eq!(estimate_calls(0, 0, 0, 300), 0);
-    assert_eq!(estimate_calls(1, 1, 1, 300), 3);
-    assert_eq!(estimate_calls(300, 301, 600, 300), 1 + 2 + 2);
-    assert_eq!(estimate_calls(1_000_000, 1_000_000, 0, 300), 6668);
+    let l = Limits::new(300);
+    assert_eq!(l.estimate_calls(0, 0, 0), 0);
+    assert_eq!(l.estimate_calls(1, 1, 1), 3);
+    assert_eq!(l.estimate_calls(300, 301, 600), 1 + 2 + 2);
+    assert_eq!(l.estimate_calls(1_000_000, 1_000_000, 0), 6668);
+    // A batch size per operation.
+    let l = Limits::new(1).with_batches(500, 300, 100);
+    assert_eq!(l.estimate_calls(1000, 600, 250), 2 + 2 + 3);
+    // Adds carry removals: the longer of the two sets the calls.
+    let l = Limits::new(500).with_adds_and_removes_together();
+    assert_eq!(l.estimate_calls(0, 1000, 300), 2);
+    assert_eq!(l.estimate_calls(0, 300, 1200), 3);
+    assert_eq!(l.estimate_calls(501, 0, 0), 2);
 }
 
 proptest! {
@@ -1462,4 +1541,211 @@ async fn an_unreadable_row_is_reported_once_per_table_and_its_member_stays() {
         "{r:?}"
     );
     assert!(r.tables.is_empty());
+}
+
+// ------------------------------------------- what a destination declares
+
+/// A dry run's estimate of an export's calls, then the real run's calls.
+async fn estimate_then_run(t: &Target, e: &Env) -> (u64, RunReport) {
+    let dry = RunOptions {
+        dry_run: true,
+        ..e.options.clone()
+    };
+    let estimate = run_target(t, &e.store, &dry).await.unwrap().segments[0].calls;
+    (estimate, run_target(t, &e.store, &e.options).await.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_operation_goes_in_its_own_batch_size_and_the_estimate_is_exact() {
+    let e = env();
+    let limits = Limits::new(1).with_batches(7, 5, 3).with_max_concurrency(2);
+    let dest = FakeDest::shaped(limits, true, Duration::from_millis(5));
+    let src = FakeSource::emails(&emails(0..23));
+    let t = target(&dest, &[("all", 1, &src)], Mode::Mirror);
+
+    let (estimate, report) = estimate_then_run(&t, &e).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(dest.call_sizes("upsert"), [7, 7, 7, 2]);
+    assert_eq!(dest.call_sizes("add").iter().sum::<usize>(), 23);
+    assert!(dest.call_sizes("add").iter().all(|&n| n <= 5));
+    assert_eq!(dest.calls("add"), 5);
+    assert_eq!(estimate, report.segments[0].calls);
+    assert_eq!(estimate, 4 + 5);
+
+    src.set(
+        emails(0..13)
+            .into_iter()
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    let (estimate, report) = estimate_then_run(&t, &e).await;
+    assert_eq!(dest.call_sizes("remove"), [3, 3, 3, 1]);
+    assert_eq!((estimate, report.segments[0].calls), (4, 4));
+    assert_eq!(dest.list("1"), set(&emails(0..13)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn adds_carry_removals_where_the_destination_takes_both_in_one_call() {
+    let e = env();
+    let limits = Limits::new(4)
+        .with_adds_and_removes_together()
+        .with_max_concurrency(1);
+    let dest = FakeDest::shaped(limits, true, Duration::from_millis(5));
+    let src = FakeSource::emails(&emails(0..10));
+    let t = target(&dest, &[("all", 1, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!((dest.calls("add"), dest.calls("change")), (3, 0));
+
+    // 5 leave, 7 join: two calls of adds, which carry the 5 removals.
+    src.set(
+        emails(5..17)
+            .into_iter()
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    let (estimate, report) = estimate_then_run(&t, &e).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(dest.call_sizes("change"), [4 + 4, 3 + 1]);
+    assert_eq!(dest.calls("remove"), 0);
+    let s = &report.segments[0];
+    assert_eq!((s.added, s.removed), (7, 5));
+    assert_eq!((estimate, s.calls), (2 + 2, 2 + 2));
+    assert_eq!(dest.list("1"), set(&emails(5..17)));
+
+    // Removals alone go in calls of their own.
+    src.set(
+        emails(5..8)
+            .into_iter()
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(dest.call_sizes("remove"), [4, 4, 1]);
+    assert_eq!(report.segments[0].removed, 9);
+    assert_eq!(dest.list("1"), set(&emails(5..8)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_without_records_first_gets_members_only() {
+    let e = env();
+    let limits = Limits::new(10).with_max_concurrency(2);
+    let dest = FakeDest::shaped(limits, false, Duration::from_millis(5));
+    let src = FakeSource::emails(&emails(0..25));
+    let t = target(&dest, &[("all", 1, &src)], Mode::Mirror);
+
+    let (estimate, report) = estimate_then_run(&t, &e).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(dest.calls("upsert"), 0);
+    assert_eq!(dest.call_sizes("add"), [10, 10, 5]);
+    let s = &report.segments[0];
+    assert_eq!((s.upserted, s.unchanged, s.added), (0, 25, 25));
+    assert!(s.adds_up());
+    assert_eq!((estimate, s.calls), (3, 3));
+    assert_eq!(dest.list("1"), set(&emails(0..25)));
+
+    // Other field values change nothing: no record is sent.
+    src.set(
+        emails(0..20)
+            .into_iter()
+            .map(|m| (Some(m), Some("Renamed".into())))
+            .collect(),
+    );
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(dest.calls("upsert"), 0);
+    assert_eq!(dest.call_sizes("remove"), [5]);
+    assert_eq!(report.segments[0].calls, 1);
+    assert_eq!(dest.list("1"), set(&emails(0..20)));
+
+    // Read back, the members are the keys.
+    let reconcile = RunOptions {
+        reconcile: true,
+        ..e.options.clone()
+    };
+    let report = run_target(&t, &e.store, &reconcile).await.unwrap();
+    assert_eq!(
+        (report.segments[0].added, report.segments[0].removed),
+        (0, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_for_good_is_kept_and_never_sent_again() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    dest.remote
+        .lock()
+        .unwrap()
+        .for_good
+        .insert("user3@example.com".into());
+    let src = FakeSource::emails(&emails(0..8));
+    let t = target(&dest, &[("all", 1, &src)], Mode::Mirror);
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let s = &report.segments[0];
+    assert_eq!((s.rejected, s.upserted, s.added), (1, 7, 7));
+    let lines = rejects(&report);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0][4], "compliance");
+
+    // The destination would take it now; audex does not ask. A new member
+    // goes alone.
+    dest.remote.lock().unwrap().for_good.clear();
+    src.set(
+        emails(0..9)
+            .into_iter()
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    let upserts_before = dest.call_sizes("upsert").len();
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(&dest.call_sizes("upsert")[upserts_before..], [1]);
+    let s = &report.segments[0];
+    assert_eq!((s.rejected, s.upserted, s.unchanged, s.added), (1, 1, 7, 1));
+    assert!(s.adds_up());
+    let lines = rejects(&report);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (lines[0][2].as_str(), lines[0][4].as_str()),
+        ("user3@example.com", "compliance")
+    );
+    assert!(lines[0][5].contains("refused for good"), "{lines:?}");
+    assert!(!dest.list("1").contains("user3@example.com"));
+
+    // A dry run counts it the same way.
+    let dry = RunOptions {
+        dry_run: true,
+        ..e.options.clone()
+    };
+    let s = run_target(&t, &e.store, &dry).await.unwrap().segments[0].clone();
+    assert_eq!((s.rejected, s.upserted, s.unchanged), (1, 0, 8));
+    assert!(s.adds_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_to_send_later_fails_this_run_and_goes_next_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    dest.remote
+        .lock()
+        .unwrap()
+        .later
+        .insert("user2@example.com".into());
+    let src = FakeSource::emails(&emails(0..6));
+    let t = target(&dest, &[("all", 1, &src)], Mode::Mirror);
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.clone().unwrap();
+    assert!(
+        error.message.contains("again later (throttled"),
+        "{error:?}"
+    );
+    let s = &report.segments[0];
+    assert_eq!((s.failed, s.upserted, s.rejected), (1, 5, 0));
+    assert!(rejects(&report).is_empty());
+
+    dest.remote.lock().unwrap().later.clear();
+    let report = run_target(&t, &e.store, &e.options).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(report.segments[0].upserted, 1);
+    assert_eq!(dest.list("1"), set(&emails(0..6)));
 }

@@ -3,16 +3,17 @@
 //! field's type.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 
 use super::column::{Column, Kind};
-use super::email::{normalise_email, KEY_TOO_LONG, MISSING_KEY};
 use super::value::{convert, Raw, Target};
 use super::{FieldMapping, MappedBatch, RowReject, INVALID_VALUE, MISSING_COLUMN};
 use crate::destination::FieldSpec;
 use crate::error::{ConfigError, Error, Result};
+use crate::identity::{KeyRule, KEY_TOO_LONG, MISSING_KEY};
 use crate::record::{FieldValue, Record, RecordKey};
 
 /// One mapped destination field.
@@ -27,9 +28,11 @@ struct MappedField {
 #[derive(Clone, Debug)]
 pub struct Mapper {
     lookup: MappedField,
+    key_rule: Arc<dyn KeyRule>,
     lookup_max_len: Option<usize>,
     others: Vec<MappedField>,
-    /// Every mapped destination field, lookup first.
+    /// Every mapped destination field, lookup first: the order of every
+    /// record's values.
     fields: Vec<String>,
 }
 
@@ -39,10 +42,11 @@ impl Mapper {
     /// take; every mapped destination field exists in `fields` and is
     /// writable; the lookup field is mapped. All problems come at once in an
     /// error of class Config, with paths `mapping.<field>` relative to the
-    /// destination's block.
+    /// destination's block. Lookup values become keys by `key_rule`.
     pub fn new(
         mapping: &BTreeMap<String, String>,
         lookup_field: &str,
+        key_rule: Arc<dyn KeyRule>,
         fields: &[FieldSpec],
         schema: &Schema,
     ) -> Result<Mapper> {
@@ -117,7 +121,7 @@ impl Mapper {
                             kind.name()
                         ),
                     )
-                    .with_hint("map the column that holds the email address"),
+                    .with_hint(format!("map the column that holds the {}", key_rule.noun())),
                 ),
                 Ok(kind) if !compatible(kind, target) => errors.push(ConfigError::new(
                     &path,
@@ -150,6 +154,7 @@ impl Mapper {
                     .collect();
                 Ok(Mapper {
                     lookup,
+                    key_rule,
                     lookup_max_len,
                     others,
                     fields,
@@ -162,6 +167,11 @@ impl Mapper {
     /// The destination's lookup field, as mapped.
     pub fn lookup_field(&self) -> &str {
         &self.lookup.field
+    }
+
+    /// The rule that makes lookup values keys.
+    pub fn key_rule(&self) -> &Arc<dyn KeyRule> {
+        &self.key_rule
     }
 
     /// The source column that holds the lookup value.
@@ -230,9 +240,9 @@ impl Mapper {
         for i in 0..rows {
             let row = first_row + i as u64;
             match self.map_row(lookup_col, others, i) {
-                Ok((fields, key, truncated)) => {
+                Ok((values, key, truncated)) => {
                     out.truncated_values += truncated;
-                    out.records.push((row, Record { key, fields }));
+                    out.records.push((row, Record { key, values }));
                 }
                 Err(mut reject) => {
                     reject.row = row;
@@ -243,16 +253,17 @@ impl Mapper {
         out
     }
 
-    #[allow(clippy::type_complexity)]
+    /// Row `i` as its values in [`Mapper::fields`] order (the key first),
+    /// its key, and how many values were cut to their field's length.
     fn map_row(
         &self,
         lookup_col: &Column,
         others: &[(Column, &MappedField)],
         i: usize,
-    ) -> std::result::Result<(BTreeMap<String, FieldValue>, RecordKey, u64), RowReject> {
+    ) -> std::result::Result<(Vec<FieldValue>, RecordKey, u64), RowReject> {
         let key = self.map_key(lookup_col, i)?;
-        let mut fields = BTreeMap::new();
-        fields.insert(self.lookup.field.clone(), FieldValue::Text(key.clone()));
+        let mut values = Vec::with_capacity(1 + others.len());
+        values.push(FieldValue::Text(key.clone()));
         let mut truncated = 0;
         for (col, m) in others {
             let value = match col.get(i) {
@@ -266,9 +277,9 @@ impl Mapper {
                 },
                 Err(reason) => return Err(self.invalid_value(lookup_col, i, m, &reason)),
             };
-            fields.insert(m.field.clone(), value);
+            values.push(value);
         }
-        Ok((fields, RecordKey::new(key), truncated))
+        Ok((values, RecordKey::new(key), truncated))
     }
 
     fn map_key(&self, col: &Column, i: usize) -> std::result::Result<String, RowReject> {
@@ -280,30 +291,31 @@ impl Mapper {
             code: code.to_string(),
             message,
         };
+        let noun = self.key_rule.noun();
         let raw = match col.get(i) {
             Ok(Some(raw)) => raw,
             Ok(None) => {
-                return Err(reject(None, MISSING_KEY, "the email is empty".to_string()));
+                return Err(reject(None, MISSING_KEY, format!("the {noun} is empty")));
             }
-            Err(reason) => return Err(reject(None, super::INVALID_EMAIL, reason)),
+            Err(reason) => return Err(reject(None, INVALID_VALUE, reason)),
         };
         let text = raw_text(raw);
-        match normalise_email(&text) {
-            Ok(email) => match self.lookup_max_len {
-                Some(max) if email.len() > max => Err(reject(
+        match self.key_rule.normalise(&text) {
+            Ok(key) => match self.lookup_max_len {
+                Some(max) if key.chars().count() > max => Err(reject(
                     Some(text),
                     KEY_TOO_LONG,
                     format!(
-                        "the email has {} characters, more than the {max} the field `{}` holds",
-                        email.len(),
+                        "the {noun} has {} characters, more than the {max} the field `{}` holds",
+                        key.chars().count(),
                         self.lookup.field
                     ),
                 )),
-                _ => Ok(email),
+                _ => Ok(key),
             },
-            Err((code, message)) => {
-                let key = (code != MISSING_KEY).then_some(text);
-                Err(reject(key, code, message))
+            Err(problem) => {
+                let key = (problem.code != MISSING_KEY).then_some(text);
+                Err(reject(key, &problem.code, problem.message))
             }
         }
     }

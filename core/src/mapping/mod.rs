@@ -12,14 +12,12 @@ use arrow_array::RecordBatch;
 use crate::record::Record;
 
 mod column;
-mod email;
 mod mapper;
 mod value;
 
 #[cfg(test)]
 mod tests;
 
-pub use email::{normalise_email, INVALID_EMAIL, KEY_TOO_LONG, MAX_EMAIL_LEN, MISSING_KEY};
 pub use mapper::Mapper;
 
 /// Reject code: a value cannot be converted to its field's type.
@@ -31,8 +29,8 @@ pub const MISSING_COLUMN: &str = "missing_column";
 /// Turns a segment's rows into destination records. [`Mapper`] is the
 /// built-in implementation; a plugin may supply its own.
 pub trait FieldMapping: Send + Sync + fmt::Debug {
-    /// The destination fields every record carries, lookup field included,
-    /// in a stable order.
+    /// The destination fields every record carries, lookup field first,
+    /// in a stable order: the order of each [`Record`]'s values.
     fn fields(&self) -> &[String];
 
     /// Map one batch; rows are numbered from `first_row` (the 0-based
@@ -62,8 +60,8 @@ pub struct RowReject {
     pub key: Option<String>,
     /// The source column whose value was refused, when one was.
     pub column: Option<String>,
-    /// A stable code: `missing_key`, `invalid_email`, `key_too_long`,
-    /// `invalid_value`, `missing_column`.
+    /// A stable code: `missing_key`, `key_too_long`, the key rule's own
+    /// (`invalid_email`), `invalid_value`, `missing_column`.
     pub code: String,
     /// Why, for a person. Never contains the value itself.
     pub message: String,

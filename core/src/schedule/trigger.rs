@@ -30,7 +30,10 @@ pub async fn sources_fingerprint(target: &Target) -> Result<Option<String>> {
         let spec = &export.spec;
         parts.push(format!(
             "{}\t{}\t{}\t{source}\t{:?}\t{fingerprint}",
-            spec.segment, spec.list.0, spec.mode, export.query
+            spec.segment,
+            spec.list().0,
+            spec.mode,
+            export.query
         ));
     }
     Ok(Some(fingerprint_digest(parts)))

@@ -89,6 +89,8 @@ pub struct Checkpoint {
     pub add_members: Vec<MemberRow>,
     /// Keys the destination confirmed are no longer in the list.
     pub remove_members: Vec<String>,
+    /// Keys the destination refused for good: never sent to it again.
+    pub suppress: Vec<Suppression>,
 }
 
 impl Checkpoint {
@@ -97,7 +99,17 @@ impl Checkpoint {
             && self.forget_records.is_empty()
             && self.add_members.is_empty()
             && self.remove_members.is_empty()
+            && self.suppress.is_empty()
     }
+}
+
+/// A key a destination refused for good (a compliance state), with its
+/// reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    pub key: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// What a purge deleted.
@@ -105,6 +117,8 @@ impl Checkpoint {
 pub struct PurgeCounts {
     pub records: u64,
     pub members: u64,
+    /// Keys the destination had refused for good.
+    pub suppressions: u64,
 }
 
 impl StateStore {
@@ -178,8 +192,50 @@ impl StateStore {
                     ])
                     .map_err(db_err("remove a member"))?;
             }
+            if !cp.suppress.is_empty() {
+                let mut suppress = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO suppressions (destination, key, code, message, since)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(db_err("prepare a suppression"))?;
+                for s in &cp.suppress {
+                    suppress
+                        .execute(params![destination, s.key, s.code, s.message, now])
+                        .map_err(db_err("save a suppression"))?;
+                }
+            }
         }
         tx.commit().map_err(db_err("commit a checkpoint"))
+    }
+
+    /// Call `f` with every key `destination` refused for good: its code,
+    /// message and since when (RFC 3339). Returns how many there were.
+    pub fn for_each_suppression(
+        &self,
+        destination: &str,
+        mut f: impl FnMut(&str, &str, &str, &str),
+    ) -> Result<u64> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, code, message, since FROM suppressions WHERE destination = ?1",
+            )
+            .map_err(db_err("read the suppressions"))?;
+        let mut rows = stmt
+            .query(params![destination])
+            .map_err(db_err("read the suppressions"))?;
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(db_err("read a suppression"))? {
+            let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok());
+            if let (Some(key), Some(code), Some(message), Some(since)) =
+                (text(0), text(1), text(2), text(3))
+            {
+                f(key, code, message, since);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Fold the checkpoint journal into `records` and `members`: per key the
@@ -389,8 +445,8 @@ impl StateStore {
         .map_err(db_err("count the members"))
     }
 
-    /// Delete everything stored for `destination` (records and members; the
-    /// run history stays), in one transaction.
+    /// Delete everything stored for `destination` (records, members and
+    /// suppressions; the run history stays), in one transaction.
     pub fn purge_destination(&self, destination: &str) -> Result<PurgeCounts> {
         let mut conn = self.lock();
         Self::fold_journal(&mut conn)?;
@@ -407,11 +463,18 @@ impl StateStore {
                 params![destination],
             )
             .map_err(db_err("purge the records"))?;
+        let suppressions = tx
+            .execute(
+                "DELETE FROM suppressions WHERE destination = ?1",
+                params![destination],
+            )
+            .map_err(db_err("purge the suppressions"))?;
         super::fingerprints::forget(&tx, destination)?;
         tx.commit().map_err(db_err("commit a purge"))?;
         Ok(PurgeCounts {
             records: records as u64,
             members: members as u64,
+            suppressions: suppressions as u64,
         })
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 pub use lock::{
     host_name, LockAttempt, LockHolder, LockToken, SkipRecord, DEFAULT_STALE_AFTER, HEARTBEAT_EVERY,
 };
-pub use members::{Checkpoint, MemberRow, PurgeCounts, StoredRecord};
+pub use members::{Checkpoint, MemberRow, PurgeCounts, StoredRecord, Suppression};
 pub use runs::{NewRun, RunRecord};
 pub use schema::SCHEMA_VERSION;
 

@@ -143,13 +143,14 @@ impl StateStore {
             tx.execute(
                 "INSERT INTO run_segments (run_id, position, segment, list_id, mode, read, rejected,
                      upserted, added, removed, unchanged, failed, calls, truncated_values, pending,
-                     held)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     held, target)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17)",
                 params![
                     report.run_id,
                     i as i64,
                     s.segment,
-                    s.list_id.0,
+                    s.list.0,
                     s.mode.to_string(),
                     s.read as i64,
                     s.rejected as i64,
@@ -162,6 +163,7 @@ impl StateStore {
                     s.truncated_values as i64,
                     s.pending as i64,
                     s.held as i64,
+                    serde_json::Value::Object(s.target.clone()).to_string(),
                 ],
             )
             .map_err(db_err("record a segment's counts"))?;
@@ -253,7 +255,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
     let mut stmt = conn
         .prepare(
             "SELECT segment, list_id, mode, read, rejected, upserted, added, removed, unchanged,
-                    failed, calls, truncated_values, pending, held
+                    failed, calls, truncated_values, pending, held, target
              FROM run_segments WHERE run_id = ?1 ORDER BY position",
         )
         .map_err(db_err("read a run's segments"))?;
@@ -261,14 +263,14 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
         .query_map(params![id], |r| {
             let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
             let mode: String = r.get(2)?;
+            let list = ListId(r.get(1)?);
+            let target = stored_target(r.get::<_, Option<String>>(14)?.as_deref(), &list);
+            let mode = if mode == "append" {
+                Mode::Append
+            } else {
+                Mode::Mirror
+            };
             Ok(SegmentReport {
-                segment: r.get(0)?,
-                list_id: ListId(r.get(1)?),
-                mode: if mode == "append" {
-                    Mode::Append
-                } else {
-                    Mode::Mirror
-                },
                 read: n(3)?,
                 rejected: n(4)?,
                 upserted: n(5)?,
@@ -280,8 +282,7 @@ fn read_run(conn: &Connection, id: i64) -> Result<Option<RunRecord>> {
                 truncated_values: n(11)?,
                 pending: n(12)?,
                 held: n(13)?,
-                // The verdict is in the run's error; the history keeps counts.
-                mass_removal: None,
+                ..SegmentReport::with_target(r.get::<_, String>(0)?, target, list, mode)
             })
         })
         .map_err(db_err("read a run's segments"))?;
@@ -318,5 +319,43 @@ fn parse_class(s: Option<&str>) -> ErrorClass {
         Some("transient") => ErrorClass::Transient,
         Some("rejected") => ErrorClass::Rejected,
         _ => ErrorClass::Internal,
+    }
+}
+
+/// A segment's target as recorded; runs recorded before targets were (or a
+/// value that does not read back as an object) stand for `{"list_id": …}`,
+/// the id a number when it is one.
+fn stored_target(
+    stored: Option<&str>,
+    list: &ListId,
+) -> serde_json::Map<String, serde_json::Value> {
+    if let Some(serde_json::Value::Object(target)) =
+        stored.and_then(|s| serde_json::from_str(s).ok())
+    {
+        return target;
+    }
+    let id = match list.0.parse::<u64>() {
+        Ok(n) if n.to_string() == list.0 => serde_json::Value::from(n),
+        _ => serde_json::Value::from(list.0.clone()),
+    };
+    serde_json::Map::from_iter([("list_id".to_string(), id)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_recorded_before_targets_reads_back_with_its_list_id() {
+        let t = |stored: Option<&str>, list: &str| {
+            serde_json::Value::Object(stored_target(stored, &ListId(list.into())))
+        };
+        assert_eq!(t(None, "1001"), serde_json::json!({"list_id": 1001}));
+        assert_eq!(t(None, "0042"), serde_json::json!({"list_id": "0042"}));
+        assert_eq!(t(Some("not json"), "7"), serde_json::json!({"list_id": 7}));
+        assert_eq!(
+            t(Some(r#"{"tag":"VIP"}"#), "tag:VIP"),
+            serde_json::json!({"tag": "VIP"})
+        );
     }
 }

@@ -109,6 +109,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, source, table_name)
     ) WITHOUT ROWID;
     "#,
+    // 5: each export's target as its destination names it (a JSON object,
+    // e.g. {"list_id": 1001} or {"tag": "VIP"}). Runs recorded before have
+    // none: their list id stands for it.
+    r#"
+    ALTER TABLE run_segments ADD COLUMN target TEXT;
+    "#,
+    // 6: keys a destination refused for good (a compliance state such as an
+    // unsubscribe): never sent to it again.
+    r#"
+    CREATE TABLE suppressions (
+        destination TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        code        TEXT NOT NULL,
+        message     TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        PRIMARY KEY (destination, key)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

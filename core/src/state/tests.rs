@@ -210,11 +210,28 @@ fn purge_deletes_one_destination_and_keeps_history() {
                 &Checkpoint {
                     save_records: vec![rec("a", "1", 1), rec("b", "2", 1)],
                     add_members: vec![member("a", "1")],
+                    suppress: vec![Suppression {
+                        key: "c".into(),
+                        code: "compliance".into(),
+                        message: "unsubscribed".into(),
+                    }],
                     ..Checkpoint::default()
                 },
             )
             .expect("checkpoint");
     }
+    let suppressed = |dest: &str| {
+        let mut keys = Vec::new();
+        store
+            .for_each_suppression(dest, |k, code, message, since| {
+                assert_eq!((code, message), ("compliance", "unsubscribed"));
+                assert!(!since.is_empty());
+                keys.push(k.to_string());
+            })
+            .expect("suppressions");
+        keys
+    };
+    assert_eq!(suppressed("mkto"), ["c"]);
     let lock = take(&store, "mkto");
     let id = store.begin_run(&new_run(&lock)).expect("begin");
     let counts = store.purge_destination("mkto").expect("purge");
@@ -222,9 +239,12 @@ fn purge_deletes_one_destination_and_keeps_history() {
         counts,
         PurgeCounts {
             records: 2,
-            members: 1
+            members: 1,
+            suppressions: 1,
         }
     );
+    assert!(suppressed("mkto").is_empty());
+    assert_eq!(suppressed("keep"), ["c"]);
     assert_eq!(store.record_count("mkto").expect("count"), 0);
     assert_eq!(store.record_count("keep").expect("count"), 2);
     assert!(store.run(id).expect("run").is_some());
@@ -238,7 +258,12 @@ fn run_history_round_trips_with_segments() {
     let running = store.run(id).expect("read").expect("exists");
     assert_eq!(running.status, RunStatus::Running);
     assert_eq!(running.export_user, "ops");
-    let mut seg = SegmentReport::new("vip", ListId("1001".into()), Mode::Append);
+    let target = crate::settings::ExportTarget::new(
+        ListId("1001".into()),
+        serde_json::Map::from_iter([("list_id".to_string(), 1001.into())]),
+        "list 1001",
+    );
+    let mut seg = SegmentReport::new("vip", &target, Mode::Append);
     seg.read = 10;
     seg.rejected = 2;
     seg.upserted = 8;
@@ -387,6 +412,7 @@ fn checkpoints_are_journalled_and_the_last_change_of_a_key_wins() {
                     forget_records: forget.into_iter().map(String::from).collect(),
                     add_members: add,
                     remove_members: remove.into_iter().map(String::from).collect(),
+                    suppress: Vec::new(),
                 }
             };
         store

@@ -102,7 +102,8 @@ async fn measure(name: &str, src: &dyn SegmentSource, q: &SegmentQuery) {
     let start = Instant::now();
     let schema = src.schema(q).await.expect("schema");
     let mapper =
-        audex_core::mapping::Mapper::new(&mapping(), "email", &fields(), &schema).expect("mapping");
+        audex_core::mapping::Mapper::new(&mapping(), "email", key_rule(), &fields(), &schema)
+            .expect("mapping");
     let mut stream = src.stream(q).await.expect("stream starts");
     let (mut rows, mut records, mut rejects) = (0u64, 0u64, 0u64);
     let mut unreadable = 0u64;
@@ -204,4 +205,9 @@ async fn main() {
             other => eprintln!("unknown source {other:?} (parquet, csv, postgres)"),
         }
     }
+}
+
+/// The key rule the Marketo destination declares (ASCII-only email).
+fn key_rule() -> std::sync::Arc<dyn audex_core::KeyRule> {
+    std::sync::Arc::new(audex_core::EmailKey::new().ascii_only("ASCII only"))
 }

@@ -121,14 +121,8 @@ fn rejection(item: &Value) -> Rejection {
     let parsed: Option<Reason> = serde_json::from_value(item.clone()).ok();
     let first = parsed.and_then(|r| r.reasons.into_iter().next().or(r.reason));
     match first {
-        Some(e) => Rejection {
-            code: scrub(&e.code),
-            message: scrub(&e.message),
-        },
-        None => Rejection {
-            code: "skipped".to_string(),
-            message: "Marketo skipped the record without a reason".to_string(),
-        },
+        Some(e) => Rejection::new(scrub(&e.code), scrub(&e.message)),
+        None => Rejection::new("skipped", "Marketo skipped the record without a reason"),
     }
 }
 
@@ -597,10 +591,7 @@ mod tests {
         let item = json!({"status":"skipped","reasons":[{"code":"1003","message":"Invalid value for field 'email' x@y.com"}]});
         assert_eq!(
             rejection(&item),
-            Rejection {
-                code: "1003".into(),
-                message: "Invalid value for field 'email' <redacted>".into()
-            }
+            Rejection::new("1003", "Invalid value for field 'email' <redacted>")
         );
         let singular =
             json!({"status":"skipped","reason":{"code":"1004","message":"Lead not found"}});

@@ -1,8 +1,11 @@
-//! Normalising and validating the lookup value (an email address).
+//! The email address as a key: trimmed, lowercased and validated.
 //!
-//! The rules are those a mail system and Marketo accept: one `@`, a local part
-//! and a dotted domain, no spaces, ASCII only (Marketo refuses non-ASCII
-//! emails), at most 254 characters (RFC 5321's limit on a path).
+//! The rules are those a mail system accepts: one `@`, a local part and a
+//! dotted domain, no spaces, at most 254 characters (RFC 5321's limit on a
+//! path). A destination adds its own (ASCII only, say) with
+//! [`EmailKey::ascii_only`].
+
+use super::{KeyProblem, KeyRule, KEY_TOO_LONG, MISSING_KEY};
 
 /// Longest address a mail system accepts (RFC 5321: a 256-octet path less
 /// the angle brackets).
@@ -10,29 +13,64 @@ pub const MAX_EMAIL_LEN: usize = 254;
 /// Longest local part (RFC 5321 §4.5.3.1.1).
 const MAX_LOCAL_LEN: usize = 64;
 
-/// Reject code: the lookup value is null or blank.
-pub const MISSING_KEY: &str = "missing_key";
 /// Reject code: the lookup value is not an email address a mail system accepts.
 pub const INVALID_EMAIL: &str = "invalid_email";
-/// Reject code: the lookup value is longer than its field allows.
-pub const KEY_TOO_LONG: &str = "key_too_long";
 
-/// Trim, lowercase and validate an email address.
+/// Email addresses as keys: trimmed, lowercased (ASCII letters only: what
+/// mail systems and hashing destinations agree on), validated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EmailKey {
+    /// Why addresses must be ASCII, when the destination says so.
+    ascii_only: Option<&'static str>,
+}
+
+impl EmailKey {
+    /// Addresses as a mail system accepts them.
+    pub fn new() -> Self {
+        EmailKey::default()
+    }
+
+    /// Refuse addresses with a non-ASCII character; `why` ends the message
+    /// (e.g. "the destination accepts ASCII only").
+    pub fn ascii_only(mut self, why: &'static str) -> Self {
+        self.ascii_only = Some(why);
+        self
+    }
+}
+
+impl KeyRule for EmailKey {
+    fn noun(&self) -> &str {
+        "email"
+    }
+
+    fn normalise(&self, raw: &str) -> Result<String, KeyProblem> {
+        normalise_email(raw, self.ascii_only)
+    }
+}
+
+/// Trim, lowercase and validate an email address; with `ascii_only`,
+/// refuse a non-ASCII one and say why.
 ///
-/// The error is `(code, message)`; the message never repeats the value, so
-/// it can go into logs and reports.
-pub fn normalise_email(raw: &str) -> Result<String, (&'static str, String)> {
+/// The message never repeats the value, so it can go into logs and reports.
+fn normalise_email(raw: &str, ascii_only: Option<&str>) -> Result<String, KeyProblem> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
-        return Err((MISSING_KEY, "the email is empty".to_string()));
+        return Err(KeyProblem::new(MISSING_KEY, "the email is empty"));
     }
-    let invalid = |why: &str| Err((INVALID_EMAIL, format!("not a valid email address: {why}")));
-    if !trimmed.is_ascii() {
-        return invalid("contains non-ASCII characters (Marketo accepts ASCII only)");
+    let invalid = |why: &str| {
+        Err(KeyProblem::new(
+            INVALID_EMAIL,
+            format!("not a valid email address: {why}"),
+        ))
+    };
+    if let Some(why) = ascii_only.filter(|_| !trimmed.is_ascii()) {
+        return invalid(&format!("contains non-ASCII characters ({why})"));
     }
+    // ASCII letters only: Unicode case rules differ between systems, so a
+    // non-ASCII letter is kept as written.
     let email = trimmed.to_ascii_lowercase();
     if email.len() > MAX_EMAIL_LEN {
-        return Err((
+        return Err(KeyProblem::new(
             KEY_TOO_LONG,
             format!(
                 "the email has {} characters, more than the {MAX_EMAIL_LEN} a mail system accepts",
@@ -100,18 +138,23 @@ pub fn normalise_email(raw: &str) -> Result<String, (&'static str, String)> {
 mod tests {
     use super::*;
 
-    fn code(raw: &str) -> &'static str {
-        match normalise_email(raw) {
-            Ok(_) => "ok",
-            Err((c, _)) => c,
+    const ASCII: &str = "the destination accepts ASCII only";
+
+    fn code(raw: &str) -> String {
+        match EmailKey::new().ascii_only(ASCII).normalise(raw) {
+            Ok(_) => "ok".into(),
+            Err(p) => p.code.into_owned(),
         }
     }
 
     #[test]
     fn trims_and_lowercases() {
         assert_eq!(
-            normalise_email("  Maria.Lopez@Contoso.COM \t").as_deref(),
-            Ok("maria.lopez@contoso.com")
+            EmailKey::new()
+                .normalise("  Maria.Lopez@Contoso.COM \t")
+                .ok()
+                .as_deref(),
+            Some("maria.lopez@contoso.com")
         );
     }
 
@@ -183,8 +226,31 @@ mod tests {
             "secret.person@nowhere",
             "secret person@x.com",
         ] {
-            let (_, msg) = normalise_email(bad).unwrap_err();
-            assert!(!msg.contains("secret"), "{msg}");
+            let p = EmailKey::new().normalise(bad).unwrap_err();
+            assert!(!p.message.contains("secret"), "{}", p.message);
         }
+    }
+
+    #[test]
+    fn non_ascii_is_refused_only_where_the_destination_says_so() {
+        let p = EmailKey::new()
+            .ascii_only(ASCII)
+            .normalise("josé@example.com")
+            .unwrap_err();
+        assert_eq!(p.code, INVALID_EMAIL);
+        assert!(
+            p.message.ends_with("(the destination accepts ASCII only)"),
+            "{}",
+            p.message
+        );
+        assert_eq!(
+            EmailKey::new()
+                .normalise("José@Example.com")
+                .ok()
+                .as_deref(),
+            Some("josé@example.com")
+        );
+        // A domain stays ASCII (an IDN is written in its punycode form).
+        assert!(EmailKey::new().normalise("user@exämple.com").is_err());
     }
 }
