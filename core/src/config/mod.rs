@@ -48,6 +48,12 @@ pub struct Config {
     pub destinations: BTreeMap<String, Box<dyn DestinationConfig>>,
 }
 
+/// Parse YAML text as the loader does (strict, no interpolation): for a
+/// plugin's example block, say.
+pub fn parse_yaml(text: &str) -> std::result::Result<serde_json::Value, crate::ConfigError> {
+    yaml::parse(text)
+}
+
 impl Config {
     /// Load and validate the config file in the process environment. Every
     /// problem found is returned at once in a [`crate::Error`] of class
