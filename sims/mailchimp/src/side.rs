@@ -135,15 +135,20 @@ pub(crate) fn handle(
             let Some(email) = param(query, "email") else {
                 return bad("expected ?email=");
             };
-            match seed::contact(&lock(&sim.store), list, &email) {
+            // One lock for both looks (a second lock in the match would deadlock).
+            let (found, forgotten) = {
+                let store = lock(&sim.store);
+                (
+                    seed::contact(&store, list, &email),
+                    seed::is_forgotten(&store, list, &email),
+                )
+            };
+            match found {
                 Some(c) => Ok(ok(serde_json::to_value(c).unwrap_or(Value::Null))),
-                None => {
-                    let forgotten = seed::is_forgotten(&lock(&sim.store), list, &email);
-                    Ok(reply(
-                        StatusCode::NOT_FOUND,
-                        json!({"error": "not found", "forgotten": forgotten}),
-                    ))
-                }
+                None => Ok(reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": "not found", "forgotten": forgotten}),
+                )),
             }
         }
         ["_sim", "audiences", list, "forgotten"] if post => email_list(body).map(|emails| {
