@@ -158,6 +158,14 @@ fn parse(v: &Value, need_email: bool, need_status: bool, patch: bool) -> Result<
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(Reply::schema("vip", "Value must be a boolean.")),
     };
+    // `ip_signup` and `ip_opt` must be IP addresses (facts §2).
+    for k in ["ip_signup", "ip_opt"] {
+        match m.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(ip)) if ip.is_empty() || ip.parse::<std::net::IpAddr>().is_ok() => {}
+            Some(_) => return Err(Reply::schema(k, "This value is not a valid IP address.")),
+        }
+    }
     let language = m
         .get("language")
         .and_then(Value::as_str)
