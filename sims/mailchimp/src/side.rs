@@ -151,6 +151,20 @@ pub(crate) fn handle(
                 )),
             }
         }
+        ["_sim", "audiences", list, "contacts", "status"] if post => {
+            #[derive(Deserialize)]
+            struct NewStatus {
+                email: String,
+                status: crate::store::Status,
+            }
+            parsed::<NewStatus>(body).map(|n| {
+                if seed::set_status(&mut lock(&sim.store), list, &n.email, n.status) {
+                    ok(json!({"ok": true}))
+                } else {
+                    not_found()
+                }
+            })
+        }
         ["_sim", "audiences", list, "forgotten"] if post => email_list(body).map(|emails| {
             match seed::forget(&mut lock(&sim.store), list, &emails) {
                 Ok(()) => ok(json!({"forgotten": emails.len()})),
@@ -182,7 +196,14 @@ pub(crate) fn handle(
             let Ok(seg) = seg.parse::<u64>() else {
                 return not_found();
             };
-            if post {
+            if method == Method::DELETE {
+                email_list(body).map(|emails| {
+                    match seed::remove_from_segment(&mut lock(&sim.store), list, seg, &emails) {
+                        Ok(n) => ok(json!({"removed": n})),
+                        Err(e) => bad(&e),
+                    }
+                })
+            } else if post {
                 email_list(body).map(|emails| {
                     match seed::add_to_segment(&mut lock(&sim.store), list, seg, &emails) {
                         Ok(n) => ok(json!({"added": n})),

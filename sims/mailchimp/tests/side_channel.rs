@@ -116,6 +116,37 @@ async fn seed_inspect_and_steer_over_http() {
         .await;
     assert_eq!(r.status, 400);
 
+    let (s, _) = side(
+        &api,
+        Method::POST,
+        &format!("/_sim/audiences/{LIST}/contacts/status"),
+        Some(json!({"email": "b@example.com", "status": "cleaned"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        api.sim.contact(LIST, "b@example.com").map(|c| c.status),
+        Some(audex_mailchimp_sim::ContactStatus::Cleaned)
+    );
+    let (_, v) = side(
+        &api,
+        Method::DELETE,
+        &format!("/_sim/audiences/{LIST}/segments/{seg}/members"),
+        Some(json!({"emails": ["b@example.com"]})),
+    )
+    .await;
+    assert_eq!(v["removed"], 1);
+    assert_eq!(api.sim.segment_members(LIST, seg), Some(vec![]));
+    assert!(!api.sim.set_status(
+        LIST,
+        "nobody@example.com",
+        audex_mailchimp_sim::ContactStatus::Unsubscribed
+    ));
+    assert!(api.sim.set_status(
+        LIST,
+        "b@example.com",
+        audex_mailchimp_sim::ContactStatus::Unsubscribed
+    ));
     let (_, state) = side(&api, Method::GET, "/_sim/state", None).await;
     assert_eq!(state["audiences"][0]["contacts"]["unsubscribed"], 1);
     assert_eq!(
