@@ -4,6 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::batch;
 use crate::config::SimConfig;
 use crate::members;
 use crate::render;
@@ -235,7 +236,7 @@ pub fn handle(route: &Route, req: &Req, store: &mut Store, ctx: &Ctx<'_>) -> Rep
             None => Err(Reply::not_found()),
         },
         Route::MergeFields(id) => merge_fields(id, req, store, ctx),
-        Route::BatchSubscribe(id) => members::batch_subscribe(id, req, store, ctx),
+        Route::BatchSubscribe(id) => batch::subscribe(id, req, store, ctx),
         Route::Members(id) => members::list(id, req, store, ctx),
         Route::CreateMember(id) => members::create(id, req, store, ctx),
         Route::Member(id, h) => members::get(id, h, store, ctx),

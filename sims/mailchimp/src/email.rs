@@ -40,7 +40,7 @@ pub fn parse_hex(s: &str) -> Option<Hash> {
     };
     let mut out = [0u8; 16];
     for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let (hi, lo) = (nibble(pair[0])?, nibble(*pair.get(1)?)?);
+        let (hi, lo) = (nibble(*pair.first()?)?, nibble(*pair.get(1)?)?);
         *out.get_mut(i)? = (hi << 4) | lo;
     }
     Some(out)

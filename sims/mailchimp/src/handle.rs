@@ -60,6 +60,24 @@ impl SimHandle {
         seed::add_to_segment(&mut lock(&self.sim.store), list, seg, emails)
     }
 
+    /// Removes contacts from a segment without the API (a marketer untagging
+    /// by hand); returns how many were members.
+    pub fn remove_from_segment(
+        &self,
+        list: &str,
+        seg: u64,
+        emails: &[String],
+    ) -> Result<usize, String> {
+        seed::remove_from_segment(&mut lock(&self.sim.store), list, seg, emails)
+    }
+
+    /// Changes a contact's status outside the API (the person unsubscribes,
+    /// an address bounces, `Deleted` = permanently deleted). False if there
+    /// is no such contact.
+    pub fn set_status(&self, list: &str, email: &str, status: Status) -> bool {
+        seed::set_status(&mut lock(&self.sim.store), list, email, status)
+    }
+
     /// Every member of a segment in every status, as emails in contact order.
     pub fn segment_members(&self, list: &str, seg: u64) -> Option<Vec<String>> {
         seed::segment_members(&lock(&self.sim.store), list, seg, 0, usize::MAX).map(|(e, _)| e)

@@ -18,7 +18,9 @@
 //! ```
 
 mod api;
+mod batch;
 mod config;
+mod counters;
 pub mod email;
 pub mod faults;
 mod handle;
@@ -38,6 +40,7 @@ pub use config::{
     FaultConfig, FaultKind, LatencyModel, MergeType, RateWindow, SimAudience, SimConfig,
     SimMergeField, DEFAULT_API_KEY, DEFAULT_AUDIENCE_ID,
 };
+pub use counters::Counters;
 pub use seed::SimContact;
-pub use server::{Counters, SimHandle, Simulator};
+pub use server::{SimHandle, Simulator};
 pub use store::Status as ContactStatus;

@@ -149,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the simulator")?;
     println!("{}", sim.base_url());
+    tracing::info!(addr = %sim.addr(), "Mailchimp simulator listening (API under /3.0)");
     stop_signal().await;
     sim.shutdown().await;
     Ok(())

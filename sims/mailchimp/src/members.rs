@@ -1,8 +1,8 @@
 //! Members: upsert (`PUT`), create, read, update, archive, permanent
-//! delete, tags, the audience's member list, and batch subscribe
-//! (facts §2, §4, §8).
+//! delete, tags and the audience's member list, and the member write that
+//! batch subscribe shares (facts §2, §8).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
@@ -17,20 +17,20 @@ use crate::store::{now, Audience, SegKind, Status, Store};
 
 /// What a member write carries.
 #[derive(Debug, Default)]
-struct Input {
-    email: Option<String>,
-    status: Option<Status>,
-    status_if_new: Option<Status>,
-    merge: Option<Map<String, Value>>,
-    vip: Option<bool>,
-    language: Option<String>,
+pub(crate) struct Input {
+    pub email: Option<String>,
+    pub status: Option<Status>,
+    pub status_if_new: Option<Status>,
+    pub merge: Option<Map<String, Value>>,
+    pub vip: Option<bool>,
+    pub language: Option<String>,
     /// Batch subscribe only (`PUT` has no `tags` field and ignores one).
-    tags: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
 }
 
 /// How a write treats an existing contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// `PUT`: create or update.
     Upsert,
     /// `POST …/members`: create only.
@@ -43,7 +43,7 @@ enum Mode {
 
 /// Why a write was refused.
 #[derive(Debug)]
-enum Refused {
+pub(crate) enum Refused {
     Email(Refusal, String),
     Forgotten(String),
     Compliance(String),
@@ -80,7 +80,7 @@ impl Refused {
     }
 
     /// The counter name of the refusal.
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Refused::Email(Refusal::Invalid, _) => "invalid_email",
             Refused::Email(Refusal::Fake, _) => "fake_email",
@@ -93,11 +93,11 @@ impl Refused {
     }
 }
 
-fn compliance(email: &str) -> String {
+pub(crate) fn compliance(email: &str) -> String {
     format!("{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.")
 }
 
-fn forgotten(email: &str) -> String {
+pub(crate) fn forgotten(email: &str) -> String {
     format!("{email} was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.")
 }
 
@@ -125,7 +125,12 @@ fn bad_status(field: &str) -> Reply {
 }
 
 /// Reads a member body. `need_status`: `status` or `status_if_new` required.
-fn parse(v: &Value, need_email: bool, need_status: bool, patch: bool) -> Result<Input, Reply> {
+pub(crate) fn parse(
+    v: &Value,
+    need_email: bool,
+    need_status: bool,
+    patch: bool,
+) -> Result<Input, Reply> {
     let Value::Object(m) = v else {
         return Err(Reply::bad_json());
     };
@@ -158,6 +163,14 @@ fn parse(v: &Value, need_email: bool, need_status: bool, patch: bool) -> Result<
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(Reply::schema("vip", "Value must be a boolean.")),
     };
+    // `ip_signup` and `ip_opt` must be IP addresses (facts §2).
+    for k in ["ip_signup", "ip_opt"] {
+        match m.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(ip)) if ip.is_empty() || ip.parse::<std::net::IpAddr>().is_ok() => {}
+            Some(_) => return Err(Reply::schema(k, "This value is not a valid IP address.")),
+        }
+    }
     let language = m
         .get("language")
         .and_then(Value::as_str)
@@ -196,7 +209,7 @@ fn parse(v: &Value, need_email: bool, need_status: bool, patch: bool) -> Result<
 type Written = (u32, bool);
 
 /// Applies one member write to an audience.
-fn write(
+pub(crate) fn write(
     a: &mut Audience,
     input: &Input,
     mode: Mode,
@@ -310,7 +323,7 @@ fn apply_extras(c: &mut crate::store::Contact, input: &Input) {
 
 /// Sets tags by name (creating static segments as needed); `sync` removes
 /// the contact from every other static segment.
-fn set_tags(store: &mut Store, list: &str, id: u32, names: &[String], sync: bool) {
+pub(crate) fn set_tags(store: &mut Store, list: &str, id: u32, names: &[String], sync: bool) {
     for name in names {
         let existing = store.audiences.get(list).and_then(|a| a.tag_by_name(name));
         let seg = match existing {
@@ -529,142 +542,4 @@ pub fn list(list: &str, req: &Req, store: &mut Store, ctx: &Ctx<'_>) -> Result<R
         "_links": [],
     }))
     .with_members(n))
-}
-
-/// `POST /lists/{id}`: batch subscribe, ≤ 500 members; HTTP 200 even when
-/// some members fail.
-pub fn batch_subscribe(
-    list: &str,
-    req: &Req,
-    store: &mut Store,
-    ctx: &Ctx<'_>,
-) -> Result<Reply, Reply> {
-    let body = req.json()?;
-    if !store.audiences.contains_key(list) {
-        return Err(Reply::not_found());
-    }
-    let Some(Value::Array(items)) = body.get("members") else {
-        return Err(Reply::schema("members", "This value should not be blank."));
-    };
-    if items.len() > ctx.cfg.max_batch {
-        return Err(Reply::schema(
-            "members",
-            &format!(
-                "Schema describes array, maximum {} items, but {} were provided.",
-                ctx.cfg.max_batch,
-                items.len()
-            ),
-        ));
-    }
-    let flag = |k: &str| match body.get(k) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(Reply::schema(k, "Value must be a boolean.")),
-    };
-    let update_existing = flag("update_existing")?;
-    let sync_tags = flag("sync_tags")? && update_existing;
-    // Every member must be well formed, or nothing is done (a schema error).
-    let mut inputs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let input = parse(item, true, true, false).map_err(|_| {
-            Reply::schema(
-                &format!("members.item:{i}"),
-                "Each member needs an email_address (a string) and a valid status or status_if_new.",
-            )
-        })?;
-        inputs.push(input);
-    }
-    let skip_merge = req.flag("skip_merge_validation");
-    let skip_dups = req.flag("skip_duplicate_check");
-    let mut seen = HashSet::new();
-    let mut created = Vec::new();
-    let mut updated = Vec::new();
-    let mut errors = Vec::new();
-    let mut kinds = Vec::new();
-    for input in &inputs {
-        let e = input.email.clone().unwrap_or_default();
-        if !seen.insert(email::hash(&e)) {
-            if !skip_dups {
-                errors.push(json!({
-                    "email_address": e,
-                    "error": format!("{e} was found more than once in this request."),
-                    "error_code": "ERROR_GENERIC",
-                    "field": "",
-                    "field_message": "",
-                }));
-                kinds.push("duplicate");
-            }
-            continue;
-        }
-        let Some(a) = store.audiences.get_mut(list) else {
-            break;
-        };
-        match write(
-            a,
-            input,
-            Mode::Batch { update_existing },
-            None,
-            skip_merge,
-            &ctx.cfg.fake_domains,
-        ) {
-            Ok((id, was_created)) => {
-                if let Some(names) = &input.tags {
-                    set_tags(store, list, id, names, sync_tags);
-                }
-                if was_created {
-                    created.push(id);
-                } else {
-                    updated.push(id);
-                }
-            }
-            Err(r) => {
-                kinds.push(r.kind());
-                errors.push(batch_error(&e, r));
-            }
-        }
-    }
-    let a = store.audiences.get(list).ok_or_else(Reply::not_found)?;
-    let render_all = |ids: &[u32]| -> Vec<Value> {
-        ids.iter()
-            .map(|id| render::member(a, *id, &ctx.base))
-            .collect()
-    };
-    let mut reply = Reply::json(json!({
-        "new_members": render_all(&created),
-        "updated_members": render_all(&updated),
-        "errors": errors,
-        "total_created": created.len(),
-        "total_updated": updated.len(),
-        "error_count": errors.len(),
-        "_links": [],
-    }))
-    .with_members(inputs.len());
-    reply.record_errors = kinds;
-    Ok(reply)
-}
-
-/// One `errors[]` entry of a batch subscribe answer.
-fn batch_error(e: &str, r: Refused) -> Value {
-    let (error, code, field, field_message) = match r {
-        Refused::Email(k, _) => (k.message(e), "ERROR_GENERIC", String::new(), String::new()),
-        Refused::Forgotten(_) => (forgotten(e), "ERROR_GENERIC", String::new(), String::new()),
-        Refused::Compliance(_) => (compliance(e), "ERROR_GENERIC", String::new(), String::new()),
-        Refused::Exists(_) => (
-            format!("{e} is already a list member, do you want to update? please provide update_existing:true in the request body"),
-            "ERROR_CONTACT_EXISTS",
-            String::new(),
-            String::new(),
-        ),
-        Refused::Merge(errs) => {
-            let first = errs.into_iter().next();
-            (
-                "Your merge fields were invalid.".to_string(),
-                "ERROR_GENERIC",
-                first.as_ref().map(|f| f.field.clone()).unwrap_or_default(),
-                first.map(|f| f.message).unwrap_or_default(),
-            )
-        }
-        Refused::NotFound => ("The requested resource could not be found.".to_string(), "ERROR_GENERIC", String::new(), String::new()),
-    };
-    json!({"email_address": e, "error": error, "error_code": code, "field": field, "field_message": field_message})
 }

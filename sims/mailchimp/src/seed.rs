@@ -232,6 +232,48 @@ pub fn contact(store: &Store, list: &str, email_address: &str) -> Option<SimCont
     })
 }
 
+/// Changes a contact's status as a person or a marketer would outside the
+/// API (`Deleted` deletes it permanently). False if there is no such contact.
+pub fn set_status(store: &mut Store, list: &str, email_address: &str, status: Status) -> bool {
+    let Some(a) = store.audiences.get_mut(list) else {
+        return false;
+    };
+    let Some(id) = a.lookup_email(email_address) else {
+        return false;
+    };
+    if status == Status::Deleted {
+        return a.delete_permanently(id);
+    }
+    if let Some(c) = a.contact_mut(id) {
+        c.status = status;
+        c.changed = now();
+    }
+    a.touch();
+    true
+}
+
+/// Removes contacts from a segment without the API (a marketer untagging by
+/// hand). Returns how many were members.
+pub fn remove_from_segment(
+    store: &mut Store,
+    list: &str,
+    seg: u64,
+    emails: &[String],
+) -> Result<usize, String> {
+    let a = store
+        .audiences
+        .get_mut(list)
+        .ok_or_else(|| format!("no audience '{list}'"))?;
+    let ids: Vec<u32> = emails.iter().filter_map(|e| a.lookup_email(e)).collect();
+    let s = a
+        .segments
+        .get_mut(&seg)
+        .ok_or_else(|| format!("no segment {seg}"))?;
+    let removed = ids.into_iter().filter(|id| s.members.remove(id)).count();
+    a.touch();
+    Ok(removed)
+}
+
 /// Whether an email is recorded as permanently deleted.
 pub fn is_forgotten(store: &Store, list: &str, email_address: &str) -> bool {
     store

@@ -135,16 +135,35 @@ pub(crate) fn handle(
             let Some(email) = param(query, "email") else {
                 return bad("expected ?email=");
             };
-            match seed::contact(&lock(&sim.store), list, &email) {
+            // One lock for both looks (a second lock in the match would deadlock).
+            let (found, forgotten) = {
+                let store = lock(&sim.store);
+                (
+                    seed::contact(&store, list, &email),
+                    seed::is_forgotten(&store, list, &email),
+                )
+            };
+            match found {
                 Some(c) => Ok(ok(serde_json::to_value(c).unwrap_or(Value::Null))),
-                None => {
-                    let forgotten = seed::is_forgotten(&lock(&sim.store), list, &email);
-                    Ok(reply(
-                        StatusCode::NOT_FOUND,
-                        json!({"error": "not found", "forgotten": forgotten}),
-                    ))
-                }
+                None => Ok(reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": "not found", "forgotten": forgotten}),
+                )),
             }
+        }
+        ["_sim", "audiences", list, "contacts", "status"] if post => {
+            #[derive(Deserialize)]
+            struct NewStatus {
+                email: String,
+                status: crate::store::Status,
+            }
+            parsed::<NewStatus>(body).map(|n| {
+                if seed::set_status(&mut lock(&sim.store), list, &n.email, n.status) {
+                    ok(json!({"ok": true}))
+                } else {
+                    not_found()
+                }
+            })
         }
         ["_sim", "audiences", list, "forgotten"] if post => email_list(body).map(|emails| {
             match seed::forget(&mut lock(&sim.store), list, &emails) {
@@ -177,7 +196,14 @@ pub(crate) fn handle(
             let Ok(seg) = seg.parse::<u64>() else {
                 return not_found();
             };
-            if post {
+            if method == Method::DELETE {
+                email_list(body).map(|emails| {
+                    match seed::remove_from_segment(&mut lock(&sim.store), list, seg, &emails) {
+                        Ok(n) => ok(json!({"removed": n})),
+                        Err(e) => bad(&e),
+                    }
+                })
+            } else if post {
                 email_list(body).map(|emails| {
                     match seed::add_to_segment(&mut lock(&sim.store), list, seg, &emails) {
                         Ok(n) => ok(json!({"added": n})),

@@ -334,7 +334,7 @@ impl Audience {
             .map(|s| s.id)
     }
 
-    /// Counts of present contacts by status.
+    /// Counts of contacts by status (archived and deleted ones included).
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
         for c in &self.contacts {
@@ -518,4 +518,69 @@ pub fn iso(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audience(n: usize) -> Audience {
+        let mut a = Audience::new(&SimAudience::new("a1", "A"), 1, 0);
+        for i in 0..n {
+            let e = format!("c{i}@example.com");
+            a.insert(email::hash(&e), &e, Status::Subscribed, Vec::new(), 0);
+        }
+        a
+    }
+
+    #[test]
+    fn sequential_pages_resume_and_a_write_invalidates_the_cursor() {
+        let mut a = audience(6);
+        let present = |s: Status| s.is_present();
+        assert_eq!(a.page_contacts(present, 0, 0, 2), (vec![0, 1], 6));
+        if let Some(c) = a.contact_mut(2) {
+            c.status = Status::Archived;
+        }
+        a.touch();
+        assert_eq!(a.page_contacts(present, 0, 2, 2), (vec![3, 4], 5));
+        assert_eq!(a.page_contacts(present, 0, 4, 2), (vec![5], 5));
+        // Out of order, and an empty page followed by a real one at the same offset.
+        assert_eq!(a.page_contacts(present, 0, 1, 1), (vec![1], 5));
+        assert_eq!(a.page_contacts(present, 0, 0, 0), (vec![], 5));
+        assert_eq!(a.page_contacts(present, 0, 0, 1), (vec![0], 5));
+    }
+
+    #[test]
+    fn segment_pages_follow_the_include_flags() {
+        let mut a = audience(4);
+        let seg = 7;
+        a.segments.insert(
+            seg,
+            Segment {
+                id: seg,
+                name: "s".into(),
+                kind: SegKind::Static,
+                members: (0..4).collect(),
+                created: 0,
+                updated: 0,
+                cursor: None,
+            },
+        );
+        if let Some(c) = a.contact_mut(1) {
+            c.status = Status::Unsubscribed;
+        }
+        a.touch();
+        let none = Include::default();
+        let unsub = Include {
+            unsubscribed: true,
+            ..Include::default()
+        };
+        assert_eq!(a.page_segment(seg, none, 0, 2), Some((vec![0, 2], 3)));
+        assert_eq!(a.page_segment(seg, unsub, 0, 2), Some((vec![0, 1], 4)));
+        assert_eq!(a.page_segment(seg, unsub, 2, 2), Some((vec![2, 3], 4)));
+        assert_eq!(a.page_segment(seg, none, 2, 2), Some((vec![3], 3)));
+        assert!(a.delete_permanently(3));
+        assert_eq!(a.page_segment(seg, unsub, 0, 10), Some((vec![0, 1, 2], 3)));
+        assert_eq!(a.page_segment(99, none, 0, 1), None);
+    }
 }

@@ -95,6 +95,11 @@ async fn put_needs_a_status_a_matching_hash_and_a_real_email() {
         "bob@gmil.com looks fake or invalid, please enter a real email address."
     );
     let r = api
+        .upsert(&json!({"email_address": "x@example.com", "status_if_new": "subscribed", "ip_signup": "999.1.1.1"}))
+        .await;
+    assert_problem(&r, 400, "Invalid Resource");
+    assert_eq!(r.json["errors"][0]["field"], "ip_signup");
+    let r = api
         .upsert(&json!({"email_address": "x@example.com", "status": "archived"}))
         .await;
     assert_problem(&r, 400, "Invalid Resource");
