@@ -162,15 +162,21 @@ pub struct Capabilities {
     /// The list's members can be read back (enables `--reconcile`). When
     /// false, the engine's own record of confirmed membership is the truth.
     pub can_read_members: bool,
+    /// The list is audex's alone: `--reconcile` in mirror mode removes
+    /// every member not in the segment. When false (a list other tools
+    /// fill too, such as a Mailchimp tag), it removes only members audex
+    /// added, and leaves the others.
+    pub owns_lists: bool,
 }
 
 impl Capabilities {
-    /// Records must exist before they join a list, and the list can be read
-    /// back: what Marketo and Mailchimp do.
+    /// Records must exist before they join a list, the list can be read
+    /// back, and it is audex's alone: what Marketo does.
     pub fn new() -> Self {
         Capabilities {
             records_must_exist: true,
             can_read_members: true,
+            owns_lists: true,
         }
     }
 
@@ -183,6 +189,13 @@ impl Capabilities {
     /// The list cannot be read back (`--reconcile` is unavailable).
     pub fn without_reading_members(mut self) -> Self {
         self.can_read_members = false;
+        self
+    }
+
+    /// Other tools add members to the list too: `--reconcile` removes only
+    /// members audex added.
+    pub fn sharing_lists(mut self) -> Self {
+        self.owns_lists = false;
         self
     }
 }

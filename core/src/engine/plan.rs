@@ -281,7 +281,20 @@ pub(crate) async fn plan_segment(
         let mut known = cx
             .store
             .keys_for_member_ids(cx.destination_name, &unnamed)?;
+        // A list other tools fill too: only the members audex added are
+        // its to remove.
+        let ours: Option<HashSet<String>> = if cx.destination.capabilities().owns_lists {
+            None
+        } else {
+            let mut ours = HashSet::new();
+            cx.store
+                .for_each_member(cx.destination_name, list, |key, _| {
+                    ours.insert(key.to_string());
+                })?;
+            Some(ours)
+        };
         let mut confirmed = Vec::new();
+        let mut foreign = 0u64;
         for m in remote {
             let key = match m.key {
                 Some(k) => Some(k.as_str().to_string()),
@@ -310,6 +323,12 @@ pub(crate) async fn plan_segment(
                 }
                 continue;
             }
+            if let Some(ours) = &ours {
+                if !key.as_deref().is_some_and(|k| ours.contains(k)) {
+                    foreign += 1;
+                    continue;
+                }
+            }
             let key = match key {
                 Some(k) => {
                     confirmed.push(MemberRow {
@@ -328,6 +347,13 @@ pub(crate) async fn plan_segment(
                     id: m.id,
                 });
             }
+        }
+        if foreign > 0 {
+            tracing::info!(
+                segment,
+                members = foreign,
+                "left in the list: members audex did not add (the destination says other tools fill its lists)"
+            );
         }
         plan.remote_members = Some(confirmed);
     } else {

@@ -127,6 +127,8 @@ struct Remote {
     for_good: HashSet<String>,
     /// Keys whose upsert the destination asks to send again later.
     later: HashSet<String>,
+    /// Other tools add members to the lists too.
+    sharing: bool,
 }
 
 #[derive(Debug)]
@@ -236,10 +238,15 @@ impl Destination for FakeDest {
         self.limits.clone()
     }
     fn capabilities(&self) -> Capabilities {
-        if self.records_first {
+        let c = if self.records_first {
             Capabilities::new()
         } else {
             Capabilities::new().without_records_first()
+        };
+        if self.remote.lock().unwrap().sharing {
+            c.sharing_lists()
+        } else {
+            c
         }
     }
     fn lookup_field(&self) -> &str {
@@ -1748,4 +1755,44 @@ async fn a_record_to_send_later_fails_this_run_and_goes_next_run() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     assert_eq!(report.segments[0].upserted, 1);
     assert_eq!(dest.list("1"), set(&emails(0..6)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_of_a_shared_list_removes_only_what_audex_added() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    dest.remote.lock().unwrap().sharing = true;
+    let src = FakeSource::emails(&emails(0..10));
+    let t = target(&dest, &[("all", 3, &src)], Mode::Mirror);
+    run_target(&t, &e.store, &e.options).await.unwrap();
+    {
+        // Someone else's contact, in the list.
+        let mut r = dest.remote.lock().unwrap();
+        r.leads
+            .insert("theirs@example.com".into(), (999, BTreeMap::new()));
+        r.lists.get_mut("3").unwrap().insert("999".to_string());
+    }
+    src.set(
+        emails(2..10)
+            .into_iter()
+            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
+            .collect(),
+    );
+    let reconcile = RunOptions {
+        reconcile: true,
+        ..e.options.clone()
+    };
+    let report = run_target(&t, &e.store, &reconcile).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(report.segments[0].removed, 2);
+    let mut want = set(&emails(2..10));
+    want.insert("theirs@example.com".into());
+    assert_eq!(dest.list("3"), want);
+    // Audex's record holds only its own members.
+    assert_eq!(e.store.member_count("fake", "3").unwrap(), 8);
+    // Owned, the same list loses the stray.
+    dest.remote.lock().unwrap().sharing = false;
+    let report = run_target(&t, &e.store, &reconcile).await.unwrap();
+    assert_eq!(report.segments[0].removed, 1);
+    assert_eq!(dest.list("3"), set(&emails(2..10)));
 }
