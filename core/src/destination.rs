@@ -109,38 +109,71 @@ impl Limits {
 }
 
 /// When a destination's daily call quota starts over: midnight at a fixed
-/// UTC offset (Marketo: "12:00 AM CST", read as UTC-6 all year). Declared
-/// by the plugin ([`crate::DestinationConfig::daily_quota_reset`]); the
-/// scheduler resumes a run paused on the quota then.
+/// UTC offset (Marketo: "12:00 AM CST", read as UTC-6 all year) or in a
+/// time zone, with its daylight saving time. Declared by the plugin
+/// ([`crate::DestinationConfig::daily_quota_reset`]); the scheduler resumes
+/// a run paused on the quota then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DailyReset {
-    offset: chrono::FixedOffset,
+    at: ResetClock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResetClock {
+    Offset(chrono::FixedOffset),
+    Zone(chrono_tz::Tz),
 }
 
 impl DailyReset {
     /// Midnight at `east_secs` seconds east of UTC (west is negative);
     /// `None` for an offset of a day or more.
     pub fn midnight_at_offset(east_secs: i32) -> Option<DailyReset> {
-        chrono::FixedOffset::east_opt(east_secs).map(|offset| DailyReset { offset })
+        chrono::FixedOffset::east_opt(east_secs).map(|offset| DailyReset {
+            at: ResetClock::Offset(offset),
+        })
+    }
+
+    /// Midnight in the time zone `zone` (an IANA name such as
+    /// `America/Chicago`), following its daylight saving time.
+    pub fn midnight_in(zone: chrono_tz::Tz) -> DailyReset {
+        DailyReset {
+            at: ResetClock::Zone(zone),
+        }
     }
 
     /// The quota day `t` falls in.
     pub fn day_of(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
-        t.with_timezone(&self.offset).date_naive()
+        match self.at {
+            ResetClock::Offset(offset) => t.with_timezone(&offset).date_naive(),
+            ResetClock::Zone(zone) => t.with_timezone(&zone).date_naive(),
+        }
     }
 
     /// The first reset strictly after `t`.
     pub fn next_after(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-        self.day_of(t)
-            .succ_opt()
-            .and_then(|next| {
-                next.and_time(chrono::NaiveTime::MIN)
-                    .and_local_timezone(self.offset)
+        let next = self.day_of(t).succ_opt();
+        let midnight = next.and_then(|day| {
+            let local = day.and_time(chrono::NaiveTime::MIN);
+            match self.at {
+                ResetClock::Offset(offset) => local
+                    .and_local_timezone(offset)
                     .single()
-            })
-            .map(|m| m.with_timezone(&chrono::Utc))
-            // Only the end of chrono's calendar has no next day.
-            .unwrap_or(t + chrono::Duration::hours(24))
+                    .map(|m| m.with_timezone(&chrono::Utc)),
+                // A zone whose clocks skip midnight (a DST change at 00:00)
+                // resets at the first instant of the day.
+                ResetClock::Zone(zone) => local
+                    .and_local_timezone(zone)
+                    .earliest()
+                    .or_else(|| {
+                        (local + chrono::Duration::hours(1))
+                            .and_local_timezone(zone)
+                            .earliest()
+                    })
+                    .map(|m| m.with_timezone(&chrono::Utc)),
+            }
+        });
+        // Only the end of chrono's calendar has no next day.
+        midnight.unwrap_or(t + chrono::Duration::hours(24))
     }
 }
 
@@ -389,6 +422,36 @@ mod tests {
             !Capabilities::default()
                 .without_records_first()
                 .records_must_exist
+        );
+    }
+
+    #[test]
+    fn a_quota_day_may_follow_a_time_zone() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("an instant")
+                .with_timezone(&chrono::Utc)
+        };
+        let paris = DailyReset::midnight_in(chrono_tz::Europe::Paris);
+        // Winter: midnight is 23:00 UTC; summer: 22:00 UTC.
+        assert_eq!(
+            paris.next_after(at("2026-01-15T12:00:00Z")),
+            at("2026-01-15T23:00:00Z")
+        );
+        assert_eq!(
+            paris.next_after(at("2026-07-15T12:00:00Z")),
+            at("2026-07-15T22:00:00Z")
+        );
+        assert_eq!(
+            paris.day_of(at("2026-07-15T22:30:00Z")),
+            chrono::NaiveDate::from_ymd_opt(2026, 7, 16).expect("a date")
+        );
+        // São Paulo's clocks went from 00:00 to 01:00 on 2018-11-04: that
+        // day starts at 01:00 local (03:00 UTC).
+        let sp = DailyReset::midnight_in(chrono_tz::America::Sao_Paulo);
+        assert_eq!(
+            sp.next_after(at("2018-11-03T12:00:00Z")),
+            at("2018-11-04T03:00:00Z")
         );
     }
 
