@@ -263,8 +263,19 @@ async fn kill_during(
         .spawn()
         .expect("spawn audex");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Kill once the simulator has taken `at` records of `op` and the run
+    // has checkpointed at least one answer of that kind (an answer in
+    // transit at the kill is lost like any other: the test is about what
+    // was confirmed).
+    let journal_op = match op {
+        "sync_leads" => 1,
+        "add_to_list" => 3,
+        _ => 4,
+    };
     loop {
-        if sim.counters().records.get(op).copied().unwrap_or(0) >= at {
+        if sim.counters().records.get(op).copied().unwrap_or(0) >= at
+            && checkpointed(&ws.dir.path().join(".audex/state.db"), journal_op) > 0
+        {
             break;
         }
         assert!(
@@ -285,6 +296,19 @@ async fn kill_during(
         "the kill during {op} came too late to test anything"
     );
     size
+}
+
+/// Checkpoint entries of kind `op` in the state store's journal, read
+/// without writing (0 while the store does not exist yet).
+fn checkpointed(state: &Path, op: i64) -> u64 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(conn) = rusqlite::Connection::open_with_flags(state, flags) else {
+        return 0;
+    };
+    conn.query_row("SELECT count(*) FROM journal WHERE op = ?1", [op], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_or(0, |n| n.max(0) as u64)
 }
 
 fn run_statuses(config: &Path) -> Vec<String> {
