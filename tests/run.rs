@@ -817,3 +817,98 @@ async fn a_postgres_row_with_an_oversized_value_never_stops_the_others() {
     assert!(rejects.contains(",run_oversized,,301\n"), "{rejects}");
     sim.shutdown().await;
 }
+
+/// `audex state` verb with its arguments, in the workspace of `config`.
+fn state_verb(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("audex")
+        .expect("audex binary")
+        .arg("state")
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("AUDEX_CONFIG")
+        .output()
+        .expect("audex state");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_person_is_never_sent_until_lifted() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let ws = workspace(&sim, "mirror", 1_000_000);
+    let all = emails(0..20);
+    write_profiles(ws.dir.path(), &all, &[]);
+    // A refusal for good recorded by an earlier run (Marketo itself never
+    // gives one; a compliance refusal of another destination would).
+    {
+        let store = audex_core::state::StateStore::open(&ws.dir.path().join(".audex/state.db"))
+            .expect("state");
+        store
+            .checkpoint(
+                "mkto",
+                "",
+                &audex_core::state::Checkpoint {
+                    suppress: vec![audex_core::state::Suppression {
+                        key: "person7@example.com".into(),
+                        code: "unsubscribed".into(),
+                        message: "the contact unsubscribed".into(),
+                    }],
+                    ..Default::default()
+                },
+            )
+            .expect("checkpoint");
+    }
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = &report(&out)["segments"][0];
+    assert_eq!((n(s, "rejected"), n(s, "added")), (1, 19), "{s}");
+    assert!(sim.lead_by_email("person7@example.com").is_none());
+
+    let export = ws.dir.path().join("suppressed.csv");
+    let export_arg = export.to_string_lossy().into_owned();
+    let (code, out, err) = state_verb(
+        &ws.config,
+        &[
+            "suppressions",
+            "--destination",
+            "mkto",
+            "--export",
+            &export_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 refused for good"), "{out}");
+    assert!(out.contains("unsubscribed: 1"), "{out}");
+    assert!(!out.contains("person7"), "stdout names nobody: {out}");
+    let csv = std::fs::read_to_string(&export).expect("export");
+    assert!(
+        csv.starts_with("key,code,message,since\nperson7@example.com,unsubscribed,"),
+        "{csv}"
+    );
+
+    let (code, out, err) = state_verb(
+        &ws.config,
+        &[
+            "unsuppress",
+            "--destination",
+            "mkto",
+            "--key",
+            " Person7@Example.com ",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 suppression lifted"), "{out}");
+    let (code, out, err) = audex(&ws.config, &["--output", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = &report(&out)["segments"][0];
+    assert_eq!((n(s, "rejected"), n(s, "added")), (0, 1), "{s}");
+    assert_eq!(list_emails(&sim, 1001), all.iter().cloned().collect());
+
+    // Neither a key nor --all: a usage error.
+    let (code, _, _) = state_verb(&ws.config, &["unsuppress", "--destination", "mkto"]);
+    assert_eq!(code, 2);
+}

@@ -159,7 +159,8 @@ pub struct ScheduleArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
-    /// Delete a destination's stored state (members, run history stays).
+    /// Delete a destination's stored state (records, members and
+    /// suppressions; the run history stays).
     Purge {
         #[command(flatten)]
         config: ConfigArg,
@@ -169,5 +170,31 @@ pub enum StateCommand {
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
+    },
+    /// The people a destination refused for good (an unsubscribe, a bounce,
+    /// a deleted contact): audex never sends them to it again.
+    Suppressions {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: String,
+        /// Write them, with their reason and since when, to this CSV file
+        /// (it names people: keep it as you keep the rejects files).
+        #[arg(long, value_name = "FILE")]
+        export: Option<std::path::PathBuf>,
+    },
+    /// Lift suppressions, so the next run sends those people again (for
+    /// when the destination accepts them again, e.g. they re-subscribed).
+    Unsuppress {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: String,
+        /// The lookup value (an email) to lift; repeat for more.
+        #[arg(long = "key", value_name = "KEY", required_unless_present = "all")]
+        keys: Vec<String>,
+        /// Lift every suppression of the destination.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
     },
 }

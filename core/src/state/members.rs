@@ -209,6 +209,39 @@ impl StateStore {
         tx.commit().map_err(db_err("commit a checkpoint"))
     }
 
+    /// Lift suppressions of `destination`: the given keys, or every one
+    /// with `None`. Returns how many were lifted; the next run sends them
+    /// again.
+    pub fn forget_suppressions(&self, destination: &str, keys: Option<&[String]>) -> Result<u64> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin lifting suppressions"))?;
+        let mut n = 0;
+        match keys {
+            None => {
+                n += tx
+                    .execute(
+                        "DELETE FROM suppressions WHERE destination = ?1",
+                        params![destination],
+                    )
+                    .map_err(db_err("lift the suppressions"))?;
+            }
+            Some(keys) => {
+                let mut stmt = tx
+                    .prepare_cached("DELETE FROM suppressions WHERE destination = ?1 AND key = ?2")
+                    .map_err(db_err("lift a suppression"))?;
+                for key in keys {
+                    n += stmt
+                        .execute(params![destination, key])
+                        .map_err(db_err("lift a suppression"))?;
+                }
+            }
+        }
+        tx.commit().map_err(db_err("commit lifting suppressions"))?;
+        Ok(n as u64)
+    }
+
     /// Call `f` with every key `destination` refused for good: its code,
     /// message and since when (RFC 3339). Returns how many there were.
     pub fn for_each_suppression(

@@ -232,6 +232,14 @@ fn purge_deletes_one_destination_and_keeps_history() {
         keys
     };
     assert_eq!(suppressed("mkto"), ["c"]);
+    // Lifting one that is not there changes nothing.
+    assert_eq!(
+        store
+            .forget_suppressions("keep", Some(&["nobody".to_string()]))
+            .expect("lift"),
+        0
+    );
+    assert_eq!(suppressed("keep"), ["c"]);
     let lock = take(&store, "mkto");
     let id = store.begin_run(&new_run(&lock)).expect("begin");
     let counts = store.purge_destination("mkto").expect("purge");
@@ -245,6 +253,13 @@ fn purge_deletes_one_destination_and_keeps_history() {
     );
     assert!(suppressed("mkto").is_empty());
     assert_eq!(suppressed("keep"), ["c"]);
+    assert_eq!(
+        store
+            .forget_suppressions("keep", Some(&["c".to_string()]))
+            .expect("lift"),
+        1
+    );
+    assert!(suppressed("keep").is_empty());
     assert_eq!(store.record_count("mkto").expect("count"), 0);
     assert_eq!(store.record_count("keep").expect("count"), 2);
     assert!(store.run(id).expect("run").is_some());
