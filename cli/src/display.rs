@@ -31,6 +31,11 @@ pub(crate) fn print_summary(r: &RunReport) {
     for line in unreadable_lines(&r.tables, &r.segments) {
         println!("{line}");
     }
+    for s in &r.segments {
+        for notice in &s.notices {
+            println!("segment {}: {notice}", s.segment);
+        }
+    }
     if let Some(f) = &r.rejects_file {
         println!("rejected rows: {f}");
     }

@@ -369,6 +369,17 @@ pub trait Destination: Send + Sync + fmt::Debug {
         Ok(out)
     }
 
+    /// What a person should know before an export to `list` runs, given
+    /// that it would send `new_records` records audex never sent to this
+    /// destination before (an upper bound of the people new to it): e.g.
+    /// "up to 1,200 new contacts will each get a confirmation email".
+    /// Printed by `--dry-run` and with the run's summary, and logged. The
+    /// default has nothing to say. No call may be made here.
+    fn notices(&self, list: &ListId, new_records: u64) -> Vec<String> {
+        let _ = (list, new_records);
+        Vec::new()
+    }
+
     /// Page through the list's current members, when `can_read_members`.
     /// The default, for a destination that cannot read its lists back
     /// (and says so with [`Capabilities::without_reading_members`]), is

@@ -56,6 +56,14 @@ pub(crate) struct SegmentPlan {
 }
 
 impl SegmentPlan {
+    /// Records to send that audex never sent to the destination before.
+    pub(crate) fn new_records(&self) -> u64 {
+        self.to_upsert
+            .iter()
+            .filter(|&&i| !self.index.entry(i).has(flag::HAS_RECORD))
+            .count() as u64
+    }
+
     pub(crate) fn to_add_count(&self) -> u64 {
         self.index
             .entries()

@@ -159,6 +159,10 @@ pub struct SegmentReport {
     /// Set when the export would remove more than its mirror guard allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mass_removal: Option<MassRemoval>,
+    /// What the destination says a person should know about this export
+    /// (e.g. confirmation emails it sends). Not kept in the run history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 impl SegmentReport {
@@ -192,6 +196,7 @@ impl SegmentReport {
             truncated_values: 0,
             held: 0,
             mass_removal: None,
+            notices: Vec::new(),
         }
     }
 

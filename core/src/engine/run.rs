@@ -298,6 +298,10 @@ async fn drive(
         seg.held = plan.held;
         seg.calls = plan.calls;
         let estimated = plan.estimated_calls(&limits);
+        seg.notices = dest.notices(export.spec.list(), plan.new_records());
+        for notice in &seg.notices {
+            tracing::info!(segment, notice = notice.as_str(), "the destination says");
+        }
         let to_add = plan.to_add_count();
         tracing::info!(
             segment,

@@ -129,6 +129,8 @@ struct Remote {
     later: HashSet<String>,
     /// Other tools add members to the lists too.
     sharing: bool,
+    /// Say how many records are new, as a notice.
+    notice: bool,
 }
 
 #[derive(Debug)]
@@ -254,6 +256,13 @@ impl Destination for FakeDest {
     }
     async fn check(&self, _: &[ListId], _: &[String]) -> Vec<CheckResult> {
         Vec::new()
+    }
+    fn notices(&self, list: &ListId, new_records: u64) -> Vec<String> {
+        if self.remote.lock().unwrap().notice {
+            vec![format!("{new_records} records are new to list {}", list.0)]
+        } else {
+            Vec::new()
+        }
     }
     async fn fields(&self) -> Result<Vec<FieldSpec>> {
         self.remote.lock().unwrap().calls.push(("fields", 0));
@@ -1795,4 +1804,29 @@ async fn reconcile_of_a_shared_list_removes_only_what_audex_added() {
     let report = run_target(&t, &e.store, &reconcile).await.unwrap();
     assert_eq!(report.segments[0].removed, 1);
     assert_eq!(dest.list("3"), set(&emails(2..10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_destination_tells_what_a_person_should_know_before_a_run() {
+    let e = env();
+    let dest = FakeDest::new(10, 2);
+    dest.remote.lock().unwrap().notice = true;
+    let src = FakeSource::emails(&emails(0..12));
+    let t = target(&dest, &[("all", 4, &src)], Mode::Mirror);
+    let (_, report) = estimate_then_run(&t, &e).await;
+    assert_eq!(report.segments[0].notices, ["12 records are new to list 4"]);
+    // Changed records are not new; joiners are.
+    src.set(
+        emails(0..15)
+            .into_iter()
+            .map(|m| (Some(m), Some("Renamed".into())))
+            .collect(),
+    );
+    let dry = RunOptions {
+        dry_run: true,
+        ..e.options.clone()
+    };
+    let report = run_target(&t, &e.store, &dry).await.unwrap();
+    assert_eq!(report.segments[0].upserted, 15);
+    assert_eq!(report.segments[0].notices, ["3 records are new to list 4"]);
 }
