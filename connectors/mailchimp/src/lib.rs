@@ -57,6 +57,7 @@ fn parse(value: serde_json::Value) -> Result<Box<dyn DestinationConfig>, Vec<Con
 pub const EXAMPLE: &str = r#"type: mailchimp
 display_name: Mailchimp (production)
 api_key: ${MAILCHIMP_API_KEY}
+base_url: https://us6.api.mailchimp.com/3.0
 audience_id: 5d2a8e41c7
 tag: VIP customers
 create_tag: true
