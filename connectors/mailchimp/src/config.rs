@@ -238,7 +238,12 @@ impl MailchimpConfig {
         } else if let Err((path, message)) =
             crate::account::resolve(self.api_key.expose(), self.base_url.as_deref())
         {
-            errors.push(ConfigError::new(path, message));
+            let e = ConfigError::new(path, message);
+            errors.push(if path == "api_key" {
+                e.with_hint("copy the whole key from Account > Extras > API keys (it ends in e.g. -us6), or set base_url")
+            } else {
+                e
+            });
         }
         let audience = self.audience_id.trim();
         if audience.is_empty() {

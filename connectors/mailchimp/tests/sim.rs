@@ -289,7 +289,9 @@ async fn a_tag_by_name_is_created_only_with_create_tag() {
         .expect_err("no such tag");
     assert_eq!(err.class(), ErrorClass::Config);
     assert!(err.to_string().contains("create_tag"), "{err}");
-    let check = strict.check(&[list.clone()], &["email".into()]).await;
+    let check = strict
+        .check(std::slice::from_ref(&list), &["email".into()])
+        .await;
     let step = check
         .iter()
         .find(|c| c.name == "tag \"Fresh\"")
@@ -299,7 +301,9 @@ async fn a_tag_by_name_is_created_only_with_create_tag() {
     assert_eq!(sim.counters().calls("create_segment"), 0);
 
     let lenient = destination(&config(&sim, json!({"create_tag": true})));
-    let check = lenient.check(&[list.clone()], &["email".into()]).await;
+    let check = lenient
+        .check(std::slice::from_ref(&list), &["email".into()])
+        .await;
     let step = check
         .iter()
         .find(|c| c.name == "tag \"Fresh\"")
