@@ -20,6 +20,10 @@ use crate::client::{ClientOptions, MailchimpClient, MergeField, MAX_BATCH, MAX_P
 use crate::config::{MailchimpConfig, StatusIfNew, TagRef, EMAIL_FIELD};
 use crate::outcomes::{self, subscriber_hash};
 
+/// The most members read back from one tag: a server that never stops
+/// answering full pages cannot keep audex reading forever.
+const MAX_READ_MEMBERS: usize = 100_000_000;
+
 /// Mailchimp's acceptance of non-ASCII addresses is not documented: the
 /// stricter rule holds.
 pub(crate) fn email_key() -> EmailKey {
@@ -439,6 +443,11 @@ impl Destination for MailchimpDestination {
                 })
                 .collect();
             let next = offset + got;
+            if next > MAX_READ_MEMBERS {
+                return Err(Error::internal(format!(
+                    "get_segment_members: Mailchimp kept answering pages past {MAX_READ_MEMBERS} members"
+                )));
+            }
             let total = page.total_items.and_then(|t| usize::try_from(t).ok());
             let cursor = if got < MAX_PAGE || total.is_some_and(|t| next >= t) {
                 Cursor::Done

@@ -485,6 +485,18 @@ mod tests {
         assert!(!m.contains('@'), "{m}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_answer_is_classified_without_a_panic(
+            status in 0u16..1000,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            if let Err((_, _, message)) = interpret(status, &body) {
+                proptest::prop_assert!(!message.contains('@'), "{}", message);
+            }
+        }
+    }
+
     #[test]
     fn debug_never_shows_the_key() {
         let root = BaseUrl::parse("http://127.0.0.1:9/3.0").expect("root");
