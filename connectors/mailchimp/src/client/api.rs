@@ -63,11 +63,9 @@ fn parse<T: serde::de::DeserializeOwned>(op: &str, v: Value) -> Result<T> {
     serde_json::from_value(v).map_err(|e| unexpected(op, e))
 }
 
-#[derive(Deserialize)]
+/// One page of a collection.
 struct Collection<T> {
-    #[serde(default = "Vec::new")]
     items: Vec<T>,
-    #[serde(default)]
     total_items: Option<u64>,
 }
 
