@@ -162,15 +162,32 @@ impl MailchimpDestination {
                     ),
                 )]))
             }
-            None if create && self.create_tag => {
-                let s = self.client.create_tag(&self.audience, &name).await?;
-                tracing::info!(tag = %name, id = s.id, "created the Mailchimp tag");
-                s.id
-            }
+            None if create && self.create_tag => self.create(&name).await?,
             None => return Ok(None),
         };
         known.insert(name, id);
         Ok(Some(id))
+    }
+
+    /// Create the tag `name`. When the call fails, another process (or a
+    /// call of ours that timed out but ran) may have created it meanwhile:
+    /// a tag of that name found afterwards is the one.
+    async fn create(&self, name: &str) -> Result<u64> {
+        match self.client.create_tag(&self.audience, name).await {
+            Ok(s) => {
+                tracing::info!(tag = %name, id = s.id, "created the Mailchimp tag");
+                Ok(s.id)
+            }
+            Err(e) => {
+                let found = self
+                    .client
+                    .segments(&self.audience)
+                    .await
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|s| s.name == name && s.is_static()));
+                found.map(|s| s.id).ok_or(e)
+            }
+        }
     }
 
     /// The segment id of a target that must exist now (or be created).

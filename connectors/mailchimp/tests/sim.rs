@@ -588,3 +588,31 @@ async fn config_mistakes_are_clear_errors_and_nothing_is_sent() {
     let c = sim.counters();
     assert_eq!(c.calls("batch_subscribe") + c.calls("batch_segment"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_creating_one_tag_end_with_one_tag() {
+    // Latency makes both lookups miss the tag before either creates it:
+    // the second creation is refused (a duplicate name), and the tag found
+    // then is used.
+    let sim = start(SimConfig {
+        time_scale: 10.0,
+        latency: LatencyModel::realistic(),
+        ..SimConfig::default()
+    })
+    .await;
+    for e in ["ann@example.com", "bob@example.com"] {
+        sim.seed_contact(LIST, e, ContactStatus::Subscribed)
+            .expect("seeded");
+    }
+    let cfg = config(&sim, json!({"create_tag": true}));
+    let (a, b) = (destination(&cfg), destination(&cfg));
+    let list = tag("Race");
+    let (ann, bob) = ([member("ann@example.com")], [member("bob@example.com")]);
+    let (x, y) = tokio::join!(a.add_members(&list, &ann), b.add_members(&list, &bob));
+    assert!(x.is_ok_and(|o| o[0].result.is_ok()));
+    assert!(y.is_ok_and(|o| o[0].result.is_ok()));
+    let seg = sim.segment_id(LIST, "Race").expect("one tag");
+    assert_eq!(sim.segment_member_count(LIST, seg), Some(2));
+    // Both created; Mailchimp refused the second.
+    assert_eq!(sim.counters().calls("create_segment"), 2);
+}
