@@ -273,7 +273,8 @@ pub(crate) fn field_specs(fields: &[MergeField]) -> Vec<FieldSpec> {
 }
 
 /// A value as a merge-field value. Merge fields have no boolean: it goes
-/// as text. A float that is not finite has no JSON form: it goes as "".
+/// as text. (Nulls and non-finite floats are left out before: see
+/// [`has_value`]; were one to reach here, it would go as "".)
 struct MergeValue<'a>(&'a FieldValue);
 
 impl Serialize for MergeValue<'_> {
@@ -289,15 +290,24 @@ impl Serialize for MergeValue<'_> {
     }
 }
 
-/// The record's merge fields: every field but the email, nulls left out
-/// (a null leaves the contact's value as it is).
+/// Whether a value is sent at all: a null (or a float with no JSON form)
+/// leaves the contact's value as it is, rather than clearing it.
+fn has_value(v: &FieldValue) -> bool {
+    match v {
+        FieldValue::Null => false,
+        FieldValue::Float(f) => f.is_finite(),
+        _ => true,
+    }
+}
+
+/// The record's merge fields: every field but the email that has a value.
 struct MergeFields<'a>(RecordView<'a>);
 
 impl MergeFields<'_> {
     fn entries(&self) -> impl Iterator<Item = (&str, &FieldValue)> + '_ {
         self.0
             .fields()
-            .filter(|(n, v)| *n != EMAIL_FIELD && !matches!(v, FieldValue::Null))
+            .filter(|(n, v)| *n != EMAIL_FIELD && has_value(v))
     }
 }
 
@@ -511,7 +521,7 @@ mod tests {
             serde_json::json!({
                 "email_address": "ada@example.com",
                 "status_if_new": "pending",
-                "merge_fields": {"FNAME": "Ada", "SCORE": "", "VIP": "true"},
+                "merge_fields": {"FNAME": "Ada", "VIP": "true"},
             })
         );
     }
