@@ -5,6 +5,7 @@
 
 // Link every plugin crate so its `inventory::submit!` registration is kept.
 use audex_files as _;
+use audex_mailchimp as _;
 use audex_marketo as _;
 use audex_postgres as _;
 
