@@ -378,7 +378,28 @@ impl Destination for MailchimpDestination {
 
     async fn fields(&self) -> Result<Vec<FieldSpec>> {
         let fields = self.client.merge_fields(&self.audience).await?;
+        // Known before the plan, so the run can say what new contacts get.
+        self.new_contact_status().await?;
         Ok(field_specs(&fields))
+    }
+
+    fn notices(&self, _list: &ListId, new_records: u64) -> Vec<String> {
+        let pending = match self.status_if_new {
+            StatusIfNew::Pending => true,
+            StatusIfNew::Auto => self.resolved_status.get() == Some(&"pending"),
+            StatusIfNew::Subscribed | StatusIfNew::Transactional => false,
+        };
+        if !pending || new_records == 0 {
+            return Vec::new();
+        }
+        let why = match self.status_if_new {
+            StatusIfNew::Auto => "the audience is double opt-in and status_if_new is auto",
+            _ => "status_if_new is pending",
+        };
+        vec![format!(
+            "up to {new_records} contacts new to the audience join as pending: Mailchimp sends each a \
+             confirmation email and subscribes only those who confirm ({why})"
+        )]
     }
 
     async fn upsert(&self, records: &Records) -> Result<Vec<RecordOutcome>> {

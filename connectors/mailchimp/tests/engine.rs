@@ -67,15 +67,22 @@ impl Workspace {
     }
 
     async fn run(&self, reconcile: bool) -> RunEnd {
+        self.run_with(RunOptions {
+            reconcile,
+            ..RunOptions::default()
+        })
+        .await
+    }
+
+    async fn run_with(&self, options: RunOptions) -> RunEnd {
         let env =
             Environment::from_vars(vec![("MC_KEY".to_string(), self.sim.api_key().to_string())]);
         let config = Config::load_with(&self.dir.path().join("audex.yaml"), &env)
             .unwrap_or_else(|e| panic!("the config is refused: {e:#}"));
         let store = StateStore::open(&self.dir.path().join("state.db")).expect("state");
         let options = RunOptions {
-            reconcile,
             rejects_dir: Some(self.dir.path().join("rejects")),
-            ..RunOptions::default()
+            ..options
         };
         run_destination(&config, "mc", &store, &options, &LockRequest::default()).await
     }
@@ -179,4 +186,50 @@ async fn reconcile_leaves_contacts_others_tagged_unless_the_tag_is_owned() {
     assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.error);
     assert_eq!(ws.tagged(), ["ann@example.com"]);
     assert_eq!(ws.sim.segment_member_count(LIST, seg), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_opt_in_audience_is_announced_with_the_count_of_confirmation_emails() {
+    let ws = Workspace::new().await;
+    let mut audience = audex_mailchimp_sim::SimAudience::new("d0ub1e0pt1", "Double opt-in");
+    audience.double_optin = true;
+    ws.sim.add_audience(&audience).expect("an audience");
+    ws.rows(&[
+        ("a@example.com", "A"),
+        ("b@example.com", "B"),
+        ("c@example.com", "C"),
+    ]);
+    ws.config(json!({"audience_id": "d0ub1e0pt1", "status_if_new": "auto"}));
+    let dry = match ws
+        .run_with(RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        })
+        .await
+    {
+        RunEnd::Ran(r) => *r,
+        other => panic!("{other:?}"),
+    };
+    let notices = &dry.segments[0].notices;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].starts_with("up to 3 contacts new to the audience join as pending")
+            && notices[0].contains("confirmation email"),
+        "{notices:?}"
+    );
+    assert_eq!(ws.sim.contact_count("d0ub1e0pt1"), 0, "a dry run sends nothing");
+
+    // A single opt-in audience says nothing.
+    ws.config(json!({}));
+    let dry = match ws
+        .run_with(RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        })
+        .await
+    {
+        RunEnd::Ran(r) => *r,
+        other => panic!("{other:?}"),
+    };
+    assert!(dry.segments[0].notices.is_empty());
 }
