@@ -3,10 +3,11 @@
 #
 #   bash examples/quickstart/run.sh
 #
-# Builds audex and the Marketo simulator (release), starts the simulator on a
-# free port, checks the connection, exports the example segments
-# (examples/quickstart/audex.yaml) to it, prints the run report and the resulting list sizes, and stops the
-# simulator. Run it again to see a second run send nothing (only changes go).
+# Builds audex and the Marketo and Mailchimp simulators (release), starts
+# them on free ports, checks the connections, exports the example segments
+# (examples/quickstart/audex.yaml) to both, prints the run reports and the
+# resulting list and tag sizes, and stops the simulators. A second run
+# sends nothing (only changes go).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,46 +26,63 @@ if [[ ! -f "$here/data/profiles.csv" ]]; then
     --rows 3000 --seed 42 --out "$here/data" --format csv
 fi
 
-# The simulator accepts the credentials the example config falls back to.
+# The simulators accept the credentials the example config falls back to.
 client_id="${MARKETO_CLIENT_ID:-quickstart-client}"
 export AUDEX_SIM_CLIENT_SECRET="${MARKETO_CLIENT_SECRET:-quickstart-secret}"
+export AUDEX_SIM_MAILCHIMP_KEY="${MAILCHIMP_API_KEY:-0123456789abcdef0123456789abcdef-us6}"
 
-echo "== starting the Marketo simulator"
-sim_out="$(mktemp)"
-"$bin/audex-marketo-sim" --port 0 --client-id "$client_id" >"$sim_out" 2>/dev/null &
-sim_pid=$!
 config="$here/.quickstart.yaml"
+outs=()
+pids=()
 cleanup() {
-  kill "$sim_pid" 2>/dev/null || true
-  wait "$sim_pid" 2>/dev/null || true
-  rm -f "$sim_out" "$config"
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -f "${outs[@]}" "$config"
 }
 trap cleanup EXIT
 
-# The simulator prints its base URL once it listens.
-base=""
-for _ in $(seq 1 100); do
-  base="$(head -n 1 "$sim_out" 2>/dev/null || true)"
-  [[ -n "$base" ]] && break
-  sleep 0.1
-done
-if [[ -z "$base" ]]; then
-  echo "the simulator did not start" >&2
-  exit 1
-fi
-echo "   listening on $base"
+# Start a simulator on a free port (in this shell, so the cleanup stops
+# it); it prints its base URL once it listens, into `sim_url`.
+start_sim() {
+  local out
+  out="$(mktemp)"
+  outs+=("$out")
+  "$@" --port 0 >"$out" 2>/dev/null &
+  pids+=($!)
+  sim_url=""
+  for _ in $(seq 1 100); do
+    sim_url="$(head -n 1 "$out" 2>/dev/null || true)"
+    [[ -n "$sim_url" ]] && break
+    sleep 0.1
+  done
+  if [[ -z "$sim_url" ]]; then
+    echo "$1 did not start" >&2
+    exit 1
+  fi
+}
+
+echo "== starting the Marketo and Mailchimp simulators"
+start_sim "$bin/audex-marketo-sim" --client-id "$client_id"
+base="$sim_url"
+echo "   Marketo:   $base"
+start_sim "$bin/audex-mailchimp-sim"
+mc_base="$sim_url"
+echo "   Mailchimp: $mc_base"
 
 # Same folder as audex.yaml, so its relative paths (data, state) still hold;
-# only the endpoint changes. The simulator starts empty each time, so the
+# only the simulators' addresses change. They start empty each time, so the
 # state from an earlier quickstart run is cleared too.
-sed -E "s#^([[:space:]]*endpoint:).*#\1 $base#" "$here/audex.yaml" >"$config"
+sed -E -e "s#^([[:space:]]*endpoint:).*#\1 $base#" \
+  -e "s#^([[:space:]]*base_url:).*#\1 $mc_base/3.0#" "$here/audex.yaml" >"$config"
 rm -rf "$here/.audex"
 
-echo "== audex check: the connection test of the destination and its source"
+echo "== audex check: the connection test of the destinations and their source"
 "$bin/audex" check -c "$config"
 
 echo
-echo "== audex run -c examples/quickstart/audex.yaml (endpoint: the simulator)"
+echo "== audex run -c examples/quickstart/audex.yaml (both destinations: the simulators)"
 status=0
 "$bin/audex" run -c "$config" || status=$?
 
@@ -73,7 +91,7 @@ echo "== the same run as JSON (a second run: nothing changed, so nothing is sent
 "$bin/audex" run -c "$config" --output json || status=$?
 
 echo
-echo "== list sizes in the simulator"
+echo "== list sizes in the Marketo simulator"
 state="$(curl -fsS "$base/_sim/state")"
 if command -v python3 >/dev/null 2>&1; then
   python3 - "$state" <<'PY'
@@ -86,6 +104,21 @@ for l in state["lists"]:
 PY
 else
   echo "$state"
+fi
+echo
+echo "== tag sizes in the Mailchimp simulator"
+mc_state="$(curl -fsS "$mc_base/_sim/state")"
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$mc_state" <<'PY'
+import json, sys
+state = json.loads(sys.argv[1])
+for a in state["audiences"]:
+    print(f"audience {a['id']} ({a['name']}): {sum(a['contacts'].values())} contacts")
+    for s in a["segments"]:
+        print(f"  tag {s['name']!r} (segment {s['id']}): {s['members']} members")
+PY
+else
+  echo "$mc_state"
 fi
 echo
 echo "== history: audex runs -c examples/quickstart/audex.yaml"
