@@ -217,7 +217,11 @@ async fn a_double_opt_in_audience_is_announced_with_the_count_of_confirmation_em
             && notices[0].contains("confirmation email"),
         "{notices:?}"
     );
-    assert_eq!(ws.sim.contact_count("d0ub1e0pt1"), 0, "a dry run sends nothing");
+    assert_eq!(
+        ws.sim.contact_count("d0ub1e0pt1"),
+        0,
+        "a dry run sends nothing"
+    );
 
     // A single opt-in audience says nothing.
     ws.config(json!({}));

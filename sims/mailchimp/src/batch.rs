@@ -102,14 +102,11 @@ pub fn subscribe(list: &str, req: &Req, store: &mut Store, ctx: &Ctx<'_>) -> Res
         }
     }
     let a = store.audiences.get(list).ok_or_else(Reply::not_found)?;
-    let render_all = |ids: &[u32]| -> Vec<Value> {
-        ids.iter()
-            .map(|id| render::member(a, *id, &ctx.base))
-            .collect()
-    };
+    let fields = req.list("fields");
+    let render_all = |ids: &[u32], key: &str| render::members_for(a, ids, key, &fields, &ctx.base);
     let mut reply = Reply::json(json!({
-        "new_members": render_all(&created),
-        "updated_members": render_all(&updated),
+        "new_members": render_all(&created, "new_members"),
+        "updated_members": render_all(&updated, "updated_members"),
         "errors": errors,
         "total_created": created.len(),
         "total_updated": updated.len(),

@@ -10,6 +10,13 @@ use audex_mailchimp_sim::{
 };
 use clap::{Parser, ValueEnum};
 
+/// The simulator builds a JSON tree per answer (hundreds of members a
+/// call, a million contacts in a benchmark); glibc's malloc spent over half
+/// of its CPU on them, which made the simulator, not its latency model, set
+/// a benchmark's pace.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Latency {
     /// Answer at once.

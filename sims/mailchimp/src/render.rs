@@ -160,6 +160,53 @@ pub fn member(a: &Audience, id: u32, base: &str) -> Value {
     })
 }
 
+/// The members `ids` of an answer's `key` array (`new_members`,
+/// `members_added`…), rendered only as far as the request's `fields` can
+/// show them: none when `fields` leaves `key` out, the identity alone
+/// (`id`, `email_address`, `status`) when that is all it asks for, whole
+/// otherwise. The partial response filter then applies as for any answer;
+/// this only spares building what it would drop.
+pub fn members_for(
+    a: &Audience,
+    ids: &[u32],
+    key: &str,
+    fields: &[String],
+    base: &str,
+) -> Vec<Value> {
+    if fields.is_empty() {
+        return ids.iter().map(|id| member(a, *id, base)).collect();
+    }
+    let prefix = format!("{key}.");
+    let mut asked = fields
+        .iter()
+        .filter(|f| f.as_str() == key || f.starts_with(&prefix))
+        .peekable();
+    if asked.peek().is_none() {
+        return Vec::new();
+    }
+    let light = asked.all(|f| {
+        matches!(
+            f.strip_prefix(&prefix),
+            Some("id" | "email_address" | "status")
+        )
+    });
+    ids.iter()
+        .map(|id| {
+            if !light {
+                return member(a, *id, base);
+            }
+            match a.contact(*id) {
+                Some(c) => json!({
+                    "id": email::hash_hex(&c.email),
+                    "email_address": c.email,
+                    "status": c.status.name(),
+                }),
+                None => Value::Null,
+            }
+        })
+        .collect()
+}
+
 /// A segment; `member_count` counts the members a default read shows.
 pub fn segment(a: &Audience, s: &Segment, include: Include, base: &str) -> Value {
     let options = match s.kind {

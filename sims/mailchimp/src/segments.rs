@@ -260,11 +260,8 @@ pub fn batch(
         s.updated = now();
         a.touch();
     }
-    let render_all = |ids: &[u32]| -> Vec<Value> {
-        ids.iter()
-            .map(|id| render::member(a, *id, &ctx.base))
-            .collect()
-    };
+    let fields = req.list("fields");
+    let render_all = |ids: &[u32], key: &str| render::members_for(a, ids, key, &fields, &ctx.base);
     let errs: Vec<Value> = errors
         .into_iter()
         .map(|(error, emails)| json!({"email_addresses": emails, "error": error}))
@@ -274,8 +271,8 @@ pub fn batch(
         .map(|e| e["email_addresses"].as_array().map_or(0, Vec::len))
         .sum();
     let mut reply = Reply::json(json!({
-        "members_added": render_all(&added),
-        "members_removed": render_all(&removed),
+        "members_added": render_all(&added, "members_added"),
+        "members_removed": render_all(&removed, "members_removed"),
         "errors": errs,
         "total_added": added.len(),
         "total_removed": removed.len(),

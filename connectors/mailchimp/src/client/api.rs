@@ -89,6 +89,10 @@ fn collection<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The parts of a batch subscribe answer the outcomes read.
+const SUBSCRIBE_FIELDS: &str = "new_members.email_address,new_members.status,\
+updated_members.email_address,updated_members.status,errors,error_count";
+
 impl MailchimpClient {
     /// `GET /ping`: the key works.
     pub async fn ping(&self) -> Result<()> {
@@ -161,7 +165,11 @@ impl MailchimpClient {
             format!("/lists/{audience}"),
             format!("audience {audience:?}"),
             body,
-        )?;
+        )?
+        // Only what the outcomes need: each member's email and status, and
+        // the errors (a partial response; the whole member, merge fields
+        // and all, is about ten times as much to send and read).
+        .query("fields", SUBSCRIBE_FIELDS);
         parse("batch_subscribe", self.call(&req).await?)
     }
 
@@ -228,7 +236,10 @@ impl MailchimpClient {
                 members_to_add: adds,
                 members_to_remove: removes,
             },
-        )?;
+        )?
+        // The outcomes are the errors; the members added and removed come
+        // back whole otherwise.
+        .query("fields", "errors,error_count,total_added,total_removed");
         match self.send(&req).await {
             Ok(v) => parse("segment_batch", v),
             Err(f)
