@@ -123,7 +123,7 @@ fn quickstart_validates_with_no_environment() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "ok: 1 sources, 2 segments, 1 destinations\n"
+        "ok: 1 sources, 2 segments, 2 destinations\n"
     );
 }
 
@@ -152,7 +152,7 @@ fn plain_http_is_allowed_only_for_loopback() {
     );
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        text(&out.stderr).contains("destinations.marketo_quickstart.endpoint (line 31): plain http is allowed only for loopback hosts"),
+        text(&out.stderr).contains("destinations.marketo_quickstart.endpoint (line 35): plain http is allowed only for loopback hosts"),
         "{}",
         text(&out.stderr)
     );
