@@ -5,6 +5,9 @@
 use std::path::Path;
 
 use assert_cmd::Command;
+mod check_cli;
+use check_cli::{line, run_check};
+
 use audex_marketo_sim::{SimConfig, SimHandle, Simulator};
 
 const FIXTURE: &str = include_str!("fixtures/check/audex.yaml");
@@ -41,39 +44,6 @@ async fn check(sim: &SimHandle, case: Case<'_>) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), sim, &case);
     run_check(config).await
-}
-
-async fn run_check(config: std::path::PathBuf) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("audex")
-            .expect("audex binary")
-            .args(["check", "-c"])
-            .arg(&config)
-            .env_remove("AUDEX_CONFIG")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("join");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn line<'a>(stdout: &'a str, name: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|l| {
-            let rest = l
-                .strip_prefix("ok ")
-                .or_else(|| l.strip_prefix("FAILED "))
-                .unwrap_or("");
-            rest.trim_start().starts_with(&format!("{name}  "))
-        })
-        .unwrap_or_else(|| panic!("no line for {name:?} in:\n{stdout}"))
 }
 
 async fn sim() -> SimHandle {

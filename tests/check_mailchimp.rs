@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod check_cli;
+use check_cli::{line, run_check};
+
 use audex_mailchimp_sim::{SimAudience, SimConfig, SimHandle, Simulator};
 
 const PROFILES: &str = include_str!("fixtures/check/data/profiles.csv");
@@ -53,40 +55,6 @@ destinations:
     path
 }
 
-/// `audex check` on a blocking thread, so the simulator keeps serving.
-async fn check(config: PathBuf) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("audex")
-            .expect("audex binary")
-            .args(["check", "-c"])
-            .arg(&config)
-            .env_remove("AUDEX_CONFIG")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("join");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn line<'a>(stdout: &'a str, name: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|l| {
-            let rest = l
-                .strip_prefix("ok ")
-                .or_else(|| l.strip_prefix("FAILED "))
-                .unwrap_or("");
-            rest.trim_start().starts_with(&format!("{name}  "))
-        })
-        .unwrap_or_else(|| panic!("no line for {name:?} in:\n{stdout}"))
-}
-
 async fn sim() -> SimHandle {
     let sim = Simulator::start(SimConfig::default())
         .await
@@ -106,7 +74,7 @@ async fn passes_and_warns_of_confirmation_emails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = sim.api_key().to_string();
     let (code, stdout, stderr) =
-        check(write_config(dir.path(), &sim, &key, "d0ub1e", "LNAME")).await;
+        run_check(write_config(dir.path(), &sim, &key, "d0ub1e", "LNAME")).await;
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     for name in [
         "authenticate",
@@ -131,7 +99,7 @@ async fn a_wrong_key_a_missing_audience_and_an_unknown_field_fail_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wrong = "fedcba9876543210fedcba9876543210-us6";
     let (code, stdout, stderr) =
-        check(write_config(dir.path(), &sim, wrong, "d0ub1e", "LNAME")).await;
+        run_check(write_config(dir.path(), &sim, wrong, "d0ub1e", "LNAME")).await;
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let auth = line(&stdout, "authenticate");
     assert!(
@@ -141,7 +109,8 @@ async fn a_wrong_key_a_missing_audience_and_an_unknown_field_fail_clearly() {
     assert!(!stdout.contains(wrong) && !stderr.contains(wrong));
 
     let key = sim.api_key().to_string();
-    let (code, stdout, _) = check(write_config(dir.path(), &sim, &key, "n0such", "LNAME")).await;
+    let (code, stdout, _) =
+        run_check(write_config(dir.path(), &sim, &key, "n0such", "LNAME")).await;
     assert_eq!(code, 1, "{stdout}");
     let audience = line(&stdout, "audience n0such");
     assert!(
@@ -149,7 +118,7 @@ async fn a_wrong_key_a_missing_audience_and_an_unknown_field_fail_clearly() {
         "{audience}"
     );
 
-    let (code, stdout, _) = check(write_config(dir.path(), &sim, &key, "d0ub1e", "CITY")).await;
+    let (code, stdout, _) = run_check(write_config(dir.path(), &sim, &key, "d0ub1e", "CITY")).await;
     assert_eq!(code, 1, "{stdout}");
     let fields = line(&stdout, "merge fields");
     assert!(

@@ -50,12 +50,18 @@ impl FakeSource {
         }
     }
     fn emails(emails: &[String]) -> Self {
-        Self::new(
-            emails
-                .iter()
-                .map(|e| (Some(e.clone()), Some(format!("n-{e}"))))
-                .collect(),
-        )
+        Self::new(Self::rows_of(emails))
+    }
+    /// A row per email, named after it.
+    fn rows_of(emails: &[String]) -> Vec<FakeRow> {
+        emails
+            .iter()
+            .map(|e| (Some(e.clone()), Some(format!("n-{e}"))))
+            .collect()
+    }
+    /// The segment becomes these emails, each named after it.
+    fn set_emails(&self, emails: &[String]) {
+        self.set(Self::rows_of(emails));
     }
     fn streams(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
@@ -1588,12 +1594,7 @@ async fn each_operation_goes_in_its_own_batch_size_and_the_estimate_is_exact() {
     assert_eq!(estimate, report.segments[0].calls);
     assert_eq!(estimate, 4 + 5);
 
-    src.set(
-        emails(0..13)
-            .into_iter()
-            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
-            .collect(),
-    );
+    src.set_emails(&emails(0..13));
     let (estimate, report) = estimate_then_run(&t, &e).await;
     assert_eq!(dest.call_sizes("remove"), [3, 3, 3, 1]);
     assert_eq!((estimate, report.segments[0].calls), (4, 4));
@@ -1613,12 +1614,7 @@ async fn adds_carry_removals_where_the_destination_takes_both_in_one_call() {
     assert_eq!((dest.calls("add"), dest.calls("change")), (3, 0));
 
     // 5 leave, 7 join: two calls of adds, which carry the 5 removals.
-    src.set(
-        emails(5..17)
-            .into_iter()
-            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
-            .collect(),
-    );
+    src.set_emails(&emails(5..17));
     let (estimate, report) = estimate_then_run(&t, &e).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     assert_eq!(dest.call_sizes("change"), [4 + 4, 3 + 1]);
@@ -1629,12 +1625,7 @@ async fn adds_carry_removals_where_the_destination_takes_both_in_one_call() {
     assert_eq!(dest.list("1"), set(&emails(5..17)));
 
     // Removals alone go in calls of their own.
-    src.set(
-        emails(5..8)
-            .into_iter()
-            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
-            .collect(),
-    );
+    src.set_emails(&emails(5..8));
     let report = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(dest.call_sizes("remove"), [4, 4, 1]);
     assert_eq!(report.segments[0].removed, 9);
@@ -1706,12 +1697,7 @@ async fn a_refusal_for_good_is_kept_and_never_sent_again() {
     // The destination would take it now; audex does not ask. A new member
     // goes alone.
     dest.remote.lock().unwrap().for_good.clear();
-    src.set(
-        emails(0..9)
-            .into_iter()
-            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
-            .collect(),
-    );
+    src.set_emails(&emails(0..9));
     let upserts_before = dest.call_sizes("upsert").len();
     let report = run_target(&t, &e.store, &e.options).await.unwrap();
     assert_eq!(&dest.call_sizes("upsert")[upserts_before..], [1]);
@@ -1781,12 +1767,7 @@ async fn reconcile_of_a_shared_list_removes_only_what_audex_added() {
             .insert("theirs@example.com".into(), (999, BTreeMap::new()));
         r.lists.get_mut("3").unwrap().insert("999".to_string());
     }
-    src.set(
-        emails(2..10)
-            .into_iter()
-            .map(|m| (Some(m.clone()), Some(format!("n-{m}"))))
-            .collect(),
-    );
+    src.set_emails(&emails(2..10));
     let reconcile = RunOptions {
         reconcile: true,
         ..e.options.clone()
